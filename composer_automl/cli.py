@@ -1,0 +1,73 @@
+"""The ``composer-automl`` console script: one Hydra app per subcommand.
+
+``composer-automl SUBCOMMAND [hydra overrides...]``. Each subcommand's primary
+config is ``composer_automl/conf/SUBCOMMAND.yaml``; the config groups
+``search_space``, ``fidelity`` and ``launch`` are the top-level folders of the
+repository, shipped inside the package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any, Callable
+
+import hydra
+from omegaconf import DictConfig
+
+from composer_automl.config import ConfigError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "search": ("composer_automl.search.command", "run multi-fidelity architecture search (BOHB)"),
+    "worker": ("composer_automl.search.command_worker", "join a running search as a worker"),
+    "mad": ("composer_automl.mad.command", "score a pattern on the MAD synthetic tasks"),
+    "data": ("composer_automl.data.command", "tokenize a corpus into megatron indexed datasets"),
+    "pretrain": ("composer_automl.pretrain.command", "small-scale pretraining of a pattern"),
+    "aggregate": ("composer_automl.aggregate.command", "merge a search's top patterns into one"),
+    "extrapolate": ("composer_automl.extrapolate.command", "scale a pattern to a 350M/1B/3B spec"),
+    "train": ("composer_automl.train.command", "train a model spec (tensor parallel, multi-node)"),
+}
+"""Subcommand → (module defining ``main(argv)``, one-line help)."""
+
+
+def usage() -> str:
+    lines = ["usage: composer-automl SUBCOMMAND [key=value ...] [--help | --cfg job]", "", "subcommands:"]
+    lines += [f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Dispatch to a subcommand; an unknown one exits 2 with the allowed list."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0 if argv else 2)
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown subcommand {name!r}; choose one of {list(COMMANDS)}", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(COMMANDS[name][0])
+    module.main(rest)
+
+
+def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: list[str]) -> None:
+    """Run ``task`` as the Hydra app ``conf/<config_name>.yaml`` with ``argv`` as overrides.
+
+    A :class:`ConfigError` raised by the task is printed as one ``error:`` line
+    and exits with status 2.
+    """
+
+    def guarded(cfg: DictConfig) -> Any:
+        try:
+            return task(cfg)
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    guarded.__module__ = __name__  # config_path below resolves relative to this module
+    saved = sys.argv
+    sys.argv = [f"composer-automl {config_name}", *argv]
+    try:
+        hydra.main(config_path="conf", config_name=config_name, version_base="1.3")(guarded)()
+    finally:
+        sys.argv = saved

@@ -1,0 +1,95 @@
+"""Fidelity rungs: one way of scoring a pattern at one cost (a MAD suite, a pretraining run).
+
+A rung is a YAML file in ``fidelity/`` with a ``kind`` key naming its evaluator
+(``mad``, ``pretrain``, ``simulated``); the rest of the file is that kind's config
+dataclass. The search's fidelity ladder maps BOHB budgets onto rungs by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from composer_automl.config import ConfigError, choice, to_dataclass
+from composer_automl.paths import group_dir, group_options
+from composer_automl.patterns import Pattern
+
+
+@dataclass
+class SearchWidth:
+    """Model width used while searching (the pattern sets the depth)."""
+
+    d_model: int = 128
+    """Residual width (MAD's reference models use 128)."""
+    n_heads: int = 4
+    n_kv_heads: int = 2
+    ffn_hidden: int = 256
+    """SwiGLU hidden size."""
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_heads", "n_kv_heads", "ffn_hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"width.{name} must be a positive integer, got {getattr(self, name)}")
+        if self.d_model % self.n_heads or self.n_heads % self.n_kv_heads:
+            raise ConfigError(
+                f"width: n_heads={self.n_heads} must divide d_model={self.d_model} "
+                f"and n_kv_heads={self.n_kv_heads} must divide n_heads"
+            )
+
+
+@dataclass(frozen=True)
+class RungResult:
+    """What a rung returns for one pattern. Plain Python values only (they cross Pyro4)."""
+
+    loss: float
+    """The value BOHB minimises at this rung (1 − MAD score, or validation loss)."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Extra per-rung figures (per-task accuracy, tokens/s, ...)."""
+    wall_time_s: float = 0.0
+
+
+Evaluate = Callable[[Pattern, Any, SearchWidth, Path, int], RungResult]
+"""evaluate(pattern, rung_config, width, out_dir, seed) → RungResult."""
+
+RUNG_KINDS: dict[str, str] = {
+    "mad": "composer_automl.mad.rung",
+    "pretrain": "composer_automl.pretrain.rung",
+    "simulated": "composer_automl.search.simulated",
+}
+"""Rung kind → module defining ``CONFIG`` (its dataclass) and ``evaluate`` (an :data:`Evaluate`)."""
+
+
+@dataclass(frozen=True)
+class Rung:
+    """A loaded rung: its name, kind, validated config and evaluator."""
+
+    name: str
+    kind: str
+    config: Any
+    evaluate: Evaluate
+
+    def __call__(self, pattern: Pattern, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
+        return self.evaluate(pattern, self.config, width, out_dir, seed)
+
+
+def rung_from_mapping(name: str, data: dict[str, Any]) -> Rung:
+    """Validate a rung mapping (with its ``kind`` key) and attach its evaluator."""
+    data = dict(data)
+    kind = choice(str(data.pop("kind", "<missing>")), RUNG_KINDS, f"fidelity {name}: kind")
+    module = importlib.import_module(RUNG_KINDS[kind])
+    return Rung(name, kind, to_dataclass(module.CONFIG, data, f"fidelity {name}"), module.evaluate)
+
+
+def load_rung(name: str) -> Rung:
+    """Load ``fidelity/<name>.yaml`` (or a path to a YAML file) as a :class:`Rung`."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else group_dir("fidelity") / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown fidelity rung {name!r}; shipped: {group_options('fidelity')}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"fidelity {name}: expected a mapping, got {type(data).__name__}")
+    return rung_from_mapping(path.stem, data)
