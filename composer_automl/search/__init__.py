@@ -1,0 +1,1 @@
+"""Multi-fidelity architecture search (BOHB over a fidelity ladder)."""

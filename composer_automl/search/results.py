@@ -1,0 +1,83 @@
+"""The run directory's trial log: one JSON line per finished trial, appended as it ends.
+
+``RUN_DIR/trials.jsonl`` is the contract between the search (writer) and the
+aggregator, the summary and resume (readers). ``RUN_DIR/summary.json`` is written
+when a search finishes; its absence marks an unfinished run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+TRIALS_FILE = "trials.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One evaluated (configuration, budget) pair."""
+
+    trial_id: str
+    """hpbandster's config id and budget, e.g. ``"0-0-3@1"``."""
+    pattern: str
+    """Compact pattern string (``AMMAMM``)."""
+    budget: float
+    rung: str
+    """Name of the fidelity rung that evaluated it (``mad-quick``)."""
+    status: str
+    """``ok`` or ``failed``."""
+    loss: float | None
+    """Minimised value at this rung; None when failed."""
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    error: str | None = None
+    """Traceback or reason when failed."""
+
+    def __post_init__(self) -> None:
+        if self.status not in ("ok", "failed"):
+            raise ValueError(f"TrialRecord.status must be 'ok' or 'failed', got {self.status!r}")
+        if self.status == "ok" and (self.loss is None or not math.isfinite(self.loss)):
+            raise ValueError(f"TrialRecord {self.trial_id}: an ok trial needs a finite loss, got {self.loss}")
+
+
+def append_trial(run_dir: str | Path, record: TrialRecord) -> None:
+    """Append one record and flush it to disk (safe to read while a search runs)."""
+    path = Path(run_dir) / TRIALS_FILE
+    with path.open("a") as fh:
+        fh.write(json.dumps(dataclasses.asdict(record), sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_trials(run_dir: str | Path) -> list[TrialRecord]:
+    """All records of a run directory, in the order they finished.
+
+    A torn last line (a search killed mid-write) is ignored.
+    """
+    path = Path(run_dir) / TRIALS_FILE
+    if not path.is_file():
+        return []
+    records: list[TrialRecord] = []
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(TrialRecord(**json.loads(line)))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise
+    return records
+
+
+def ok_trials(records: Iterable[TrialRecord]) -> list[TrialRecord]:
+    """Only the successful records."""
+    return [r for r in records if r.status == "ok"]
