@@ -1,0 +1,3 @@
+from composer_automl.cli import main
+
+main()
