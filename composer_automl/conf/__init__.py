@@ -1,0 +1,1 @@
+"""Hydra primary configs (one per subcommand) and the shipped config groups."""

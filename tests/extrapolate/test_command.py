@@ -1,0 +1,51 @@
+"""The ``composer-automl extrapolate`` CLI end to end (real Hydra app)."""
+
+from __future__ import annotations
+
+import pytest
+
+from composer_automl.cli import main
+from composer_automl.spec import ModelSpec
+
+
+def run_cli(args, tmp_path):
+    main(["extrapolate", *args, f"hydra.run.dir={tmp_path / 'hydra'}"])
+
+
+def test_writes_spec_into_hydra_run_dir(tmp_path, capsys):
+    """Without out=, the spec goes to <hydra run dir>/model_<target>.yaml and the figures are printed."""
+    run_cli(["pattern=2A+4M", "target=1B", "method=stack"], tmp_path)
+    spec = ModelSpec.load_yaml(tmp_path / "hydra" / "model_1B.yaml")
+    assert spec.pattern.run_length() == "2A+4M+2A+4M+2A+4M+2A+4M+1A+1M"
+    out = capsys.readouterr().out
+    assert "params          1,212,733,440 vs baseline 1,235,814,400 (-1.87%)" in out
+    assert "1.78x smaller" in out
+
+
+def test_explicit_out_path(tmp_path):
+    """out= sends the spec where the user asks, stretched 16-layer pattern at 3B width."""
+    target = tmp_path / "specs" / "hybrid3b.yaml"
+    run_cli(["pattern=2A+5M+2A+3M+1A+3M", "target=3B", "method=stretch", f"out={target}"], tmp_path)
+    spec = ModelSpec.load_yaml(target)
+    assert spec.d_model == 3072 and spec.n_layers == 47
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["pattern=2A+4X"], "error: pattern='2A+4X': unknown layer kind(s) ['X']"),
+        (["pattern=2A+4M", "target=7B"], "error: target='7B' is not allowed; choose one of ['1B', '350M', '3B']"),
+        (["pattern=2A+4M", "method=tile"], "error: method='tile' is not allowed; choose one of ['stack', 'stretch']"),
+        (["target=1B"], "error: pattern is required"),
+        (["pattern=40A+40M", "target=350M"], "error: target=350M is smaller than the pattern 40A+40M"),
+        (["pattern=2A+4M", "tolerance=1.5"], "error: tolerance=1.5 must be in (0, 1)"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
+    """Bad input exits 2 with one error line and writes no spec."""
+    with pytest.raises(SystemExit) as exc:
+        run_cli(args, tmp_path)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(message) and len(err.splitlines()) == 1
+    assert not list((tmp_path / "hydra").glob("model_*.yaml"))
