@@ -1,0 +1,1 @@
+"""Aggregation: from a finished search's trial log to one consensus pattern."""
