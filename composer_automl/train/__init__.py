@@ -1,0 +1,1 @@
+"""Scale-out training: ``composer-automl train`` (megatron-core tensor parallelism under Lightning)."""
