@@ -17,6 +17,8 @@ from typing import Any, Iterable
 
 TRIALS_FILE = "trials.jsonl"
 SUMMARY_FILE = "summary.json"
+CONFIGS_FILE = "configs.jsonl"
+"""Every configuration the optimizer sampled, with its hpbandster config id (resume replays these)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class TrialRecord:
     wall_time_s: float = 0.0
     error: str | None = None
     """Traceback or reason when failed."""
+    elapsed_s: float = 0.0
+    """Seconds since the search first started when this trial finished (resumes continue the clock)."""
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "failed"):
@@ -49,11 +53,39 @@ class TrialRecord:
 
 def append_trial(run_dir: str | Path, record: TrialRecord) -> None:
     """Append one record and flush it to disk (safe to read while a search runs)."""
-    path = Path(run_dir) / TRIALS_FILE
+    _append_line(Path(run_dir) / TRIALS_FILE, dataclasses.asdict(record))
+
+
+def _append_line(path: Path, data: dict[str, Any]) -> None:
     with path.open("a") as fh:
-        fh.write(json.dumps(dataclasses.asdict(record), sort_keys=True) + "\n")
+        fh.write(json.dumps(data, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def append_config(run_dir: str | Path, config_id: tuple[int, ...], config: dict[str, Any], pattern: str) -> None:
+    """Log a freshly sampled configuration under its hpbandster id (before it runs)."""
+    _append_line(Path(run_dir) / CONFIGS_FILE, {"config_id": list(config_id), "config": config, "pattern": pattern})
+
+
+def read_configs(run_dir: str | Path) -> dict[tuple[int, ...], dict[str, Any]]:
+    """Sampled configurations of a run directory by config id (a torn last line is ignored)."""
+    path = Path(run_dir) / CONFIGS_FILE
+    out: dict[tuple[int, ...], dict[str, Any]] = {}
+    if not path.is_file():
+        return out
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise
+        out[tuple(row["config_id"])] = row["config"]
+    return out
 
 
 def read_trials(run_dir: str | Path) -> list[TrialRecord]:

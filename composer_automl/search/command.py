@@ -1,0 +1,56 @@
+"""``composer-automl search``: multi-fidelity architecture search (BOHB over a fidelity ladder).
+
+Every input — search space, fidelity ladder, settings — is validated before the
+nameserver starts or any file is written. ``resume=RUN_DIR`` continues a killed
+search with the space, ladder and search-defining settings saved in that directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from composer_automl.cli import run_hydra_app
+from composer_automl.config import ConfigError, to_dataclass
+from composer_automl.search.ladder import ladder_from_mapping
+from composer_automl.search.run import RUN_FILE, SearchSettings, default_run_dir, prepare_run_dir, run_search
+from composer_automl.search.spaces import space_from_mapping
+
+OPERATIONAL = ("n_workers", "min_workers", "threads_per_worker", "host", "port", "secret",
+               "ping_interval_s", "trial_timeout_s", "worker_wait_s")
+"""Settings a resume may change; the others (optimizer, n_iterations, seed, eta) come from the run."""
+TOP_LEVEL_KEYS = {"search", "search_space", "fidelity", "resume"}
+
+
+def task(cfg: DictConfig) -> None:
+    unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in search config; allowed: {sorted(TOP_LEVEL_KEYS)}")
+    settings = to_dataclass(SearchSettings, cfg.search, "search")
+    if cfg.resume:
+        run_dir = Path(str(cfg.resume))
+        prepare_run_dir(run_dir, resume=True)
+        saved = json.loads((run_dir / RUN_FILE).read_text())
+        merged = {**saved["settings"], **{k: getattr(settings, k) for k in OPERATIONAL}}
+        settings = to_dataclass(SearchSettings, merged, "search")
+        space = space_from_mapping(saved["search_space"], seed=settings.seed)
+        ladder = ladder_from_mapping(saved["fidelity_name"], saved["ladder"])
+    else:
+        space = space_from_mapping(cfg.search_space, seed=settings.seed)
+        name = HydraConfig.get().runtime.choices.get("fidelity") or "fidelity"
+        ladder = ladder_from_mapping(str(name), cfg.fidelity)
+        run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir()
+        settings = dataclasses.replace(settings, run_dir=str(run_dir))
+    try:
+        run_search(settings, space, ladder, run_dir, resume=bool(cfg.resume))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def main(argv: list[str]) -> None:
+    run_hydra_app("search", task, argv)

@@ -1,0 +1,53 @@
+"""``composer-automl worker nameserver=HOST:PORT run_id=ID``: join a running search.
+
+The search space and fidelity ladder come from the master. In network mode the
+shared secret must match the master's (``$COMPOSER_AUTOML_SECRET`` or ``secret=``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from composer_automl.cli import run_hydra_app
+from composer_automl.config import ConfigError, to_dataclass
+from composer_automl.search.worker import serve
+
+
+@dataclass
+class WorkerConfig:
+    """``conf/worker.yaml``."""
+
+    nameserver: str | None = None
+    """HOST:PORT of the search's nameserver (printed by ``composer-automl search``)."""
+    run_id: str | None = None
+    """The search's run id (printed by ``composer-automl search``)."""
+    secret: str | None = None
+    """Shared secret of network mode (default ``$COMPOSER_AUTOML_SECRET``)."""
+    threads: int | None = None
+    """Torch CPU threads for this worker."""
+    host: str | None = None
+    """Address this worker listens on (default: this machine's address towards the nameserver)."""
+    out_dir: str | None = None
+    """Where trial logs go (default: the master's run directory)."""
+    wait_s: float = 60.0
+    """How long to wait for the search to appear in the nameserver."""
+
+    def __post_init__(self) -> None:
+        for name in ("nameserver", "run_id"):
+            if not getattr(self, name):
+                raise ConfigError(f"worker: {name} is required (composer-automl worker nameserver=HOST:PORT run_id=ID)")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"worker.threads must be >= 1, got {self.threads}")
+
+
+def task(cfg: DictConfig) -> None:
+    wc = to_dataclass(WorkerConfig, cfg, "worker")
+    logging.getLogger("hpbandster").setLevel(logging.WARNING)
+    serve(wc.nameserver, wc.run_id, wc.secret, wc.threads, wc.out_dir, wc.host, wait_s=wc.wait_s)
+
+
+def main(argv: list[str]) -> None:
+    run_hydra_app("worker", task, argv)

@@ -1,0 +1,182 @@
+"""The fidelity ladder: one BOHB budget axis mapped onto ordered rungs.
+
+A ladder file (``fidelity/<name>.yaml`` with ``kind: ladder``) lists rungs from
+cheapest to most faithful, each with its budget. Lower budgets typically run MAD
+rungs (loss = 1 − MAD score), upper budgets small-scale pretraining (loss =
+validation loss). hpbandster derives its budgets as ``max_budget · eta^-k``, so the
+ladder's budgets must be exactly that geometric sequence: strictly increasing, each
+``eta`` times the previous one.
+
+BOHB compares losses only *within* one budget (successive halving ranks the
+configurations of a stage, and its KDE model is fitted per budget), so rungs may
+return losses on different scales: 1 − MAD score at budget 1 is never compared with
+a validation loss at budget 9.
+
+A plain rung file (``kind: mad|pretrain|simulated``) also works as a ladder of one
+rung at budget 1: a single-fidelity search.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from composer_automl.config import ConfigError, to_dataclass
+from composer_automl.paths import group_dir, group_options
+from composer_automl.rungs import RUNG_KINDS, Rung, rung_from_mapping
+
+METRICS: dict[str, str] = {
+    "mad": "1 - mad_score",
+    "pretrain": "val_loss",
+    "simulated": "simulated_loss",
+}
+"""Rung kind → the quantity its loss is (what BOHB minimises at that budget)."""
+
+
+@dataclass
+class RungEntry:
+    """One step of the ladder."""
+
+    budget: float
+    """BOHB budget of this rung."""
+    rung: str
+    """Name of a rung file in ``fidelity/`` (``mad-quick``) or a path to one."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Fields of the rung's config replaced for this step."""
+    metric: str | None = None
+    """Optional check: what the loss is at this rung (must match the rung kind's metric)."""
+
+    def __post_init__(self) -> None:
+        if not self.budget > 0:
+            raise ConfigError(f"fidelity.rungs: budget must be positive, got {self.budget}")
+
+
+@dataclass
+class LadderConfig:
+    """A ``kind: ladder`` fidelity file (without its ``kind`` key)."""
+
+    eta: float = 3.0
+    """Successive-halving rate: 1/eta of the configurations advance to the next budget."""
+    rungs: list[RungEntry] = field(default_factory=list)
+    """Rungs from cheapest to most faithful."""
+
+    def __post_init__(self) -> None:
+        if self.eta < 2:
+            raise ConfigError(f"fidelity.eta must be >= 2, got {self.eta}")
+        if not self.rungs:
+            raise ConfigError("fidelity.rungs must list at least one rung")
+        budgets = [r.budget for r in self.rungs]
+        if any(b2 <= b1 for b1, b2 in zip(budgets, budgets[1:])):
+            raise ConfigError(f"fidelity.rungs: budgets must be strictly increasing, got {budgets}")
+        expected = hpbandster_budgets(budgets[0], budgets[-1], self.eta)
+        if len(expected) != len(budgets) or not np.allclose(expected, budgets, rtol=1e-6):
+            raise ConfigError(
+                f"fidelity.rungs: budgets {budgets} are not consistent with eta={self.eta}; "
+                f"BOHB would run {[round(float(b), 6) for b in expected]} (each budget eta times the previous)"
+            )
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A validated ladder: budgets, eta, and the loaded rung of each budget."""
+
+    name: str
+    eta: float
+    budgets: tuple[float, ...]
+    rungs: tuple[Rung, ...]
+    mapping: dict[str, Any] = field(compare=False, default_factory=dict)
+    """The resolved ladder as plain data (every rung inlined): what workers receive."""
+
+    @property
+    def min_budget(self) -> float:
+        return self.budgets[0]
+
+    @property
+    def max_budget(self) -> float:
+        return self.budgets[-1]
+
+    def index(self, budget: float) -> int:
+        """Position of ``budget`` on the ladder (hpbandster's budgets are float products)."""
+        for i, b in enumerate(self.budgets):
+            if math.isclose(float(budget), b, rel_tol=1e-6):
+                return i
+        raise KeyError(f"budget {budget} is not on the ladder {list(self.budgets)}")
+
+    def rung_for(self, budget: float) -> Rung:
+        """The rung that evaluates ``budget``."""
+        return self.rungs[self.index(budget)]
+
+    def metric(self, budget: float) -> str:
+        """What the loss means at ``budget``."""
+        return METRICS[self.rung_for(budget).kind]
+
+
+def hpbandster_budgets(min_budget: float, max_budget: float, eta: float) -> list[float]:
+    """The budgets hpbandster's BOHB/Hyperband derive from (min, max, eta) — same formula."""
+    n = -int(np.log(min_budget / max_budget) / np.log(eta)) + 1
+    return [float(b) for b in max_budget * np.power(eta, -np.linspace(n - 1, 0, n))]
+
+
+def _rung_mapping(entry: RungEntry) -> dict[str, Any]:
+    """The rung file of ``entry`` as a mapping (with ``kind``), overrides applied."""
+    from pathlib import Path
+
+    name = entry.rung
+    path = Path(name) if name.endswith((".yaml", ".yml")) else group_dir("fidelity") / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"fidelity.rungs: unknown rung {name!r}; shipped: {group_options('fidelity')}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or data.get("kind") not in RUNG_KINDS:
+        raise ConfigError(
+            f"fidelity.rungs: {name!r} is not a rung file (kind must be one of {sorted(RUNG_KINDS)})"
+        )
+    return {**data, **entry.overrides}
+
+
+def ladder_from_mapping(name: str, node: Mapping[str, Any] | DictConfig) -> Ladder:
+    """Validate a fidelity mapping: a ``kind: ladder`` file, a resolved ladder, or a single rung.
+
+    A resolved ladder (what :attr:`Ladder.mapping` holds) has each rung inlined
+    under ``rung_config`` and is what remote workers receive from the master.
+    """
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    kind = data.get("kind")
+    if kind in RUNG_KINDS:
+        data = {"kind": "ladder", "eta": 3.0, "rungs": [{"budget": 1.0, "rung_config": data, "rung": name}]}
+    elif kind != "ladder":
+        allowed = ["ladder", *sorted(RUNG_KINDS)]
+        raise ConfigError(f"fidelity {name}: kind={kind!r} is not allowed; choose one of {allowed}")
+    data = {k: v for k, v in data.items() if k != "kind"}
+    inline = [r.pop("rung_config", None) if isinstance(r, dict) else None for r in data.get("rungs") or []]
+    cfg = to_dataclass(LadderConfig, data, f"fidelity {name}")
+    rungs, resolved = [], []
+    for entry, inlined in zip(cfg.rungs, inline):
+        mapping = dict(inlined) if inlined is not None else _rung_mapping(entry)
+        rung = rung_from_mapping(entry.rung.rsplit("/", 1)[-1].removesuffix(".yaml"), mapping)
+        if entry.metric is not None and entry.metric != METRICS[rung.kind]:
+            raise ConfigError(
+                f"fidelity {name}: rung {entry.rung!r} (kind {rung.kind}) returns {METRICS[rung.kind]!r}, "
+                f"not metric={entry.metric!r}"
+            )
+        rungs.append(rung)
+        resolved.append({"budget": float(entry.budget), "rung": rung.name, "rung_config": mapping})
+    mapping = {"kind": "ladder", "eta": float(cfg.eta), "rungs": resolved}
+    return Ladder(name, float(cfg.eta), tuple(float(r.budget) for r in cfg.rungs), tuple(rungs), mapping)
+
+
+def load_ladder(name: str) -> Ladder:
+    """Load ``fidelity/<name>.yaml`` (a ladder, or a single rung) or a path to one."""
+    from pathlib import Path
+
+    path = Path(name) if name.endswith((".yaml", ".yml")) else group_dir("fidelity") / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown fidelity {name!r}; shipped: {group_options('fidelity')}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"fidelity {name}: expected a mapping, got {type(data).__name__}")
+    return ladder_from_mapping(path.stem, data)

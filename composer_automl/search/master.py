@@ -1,0 +1,218 @@
+"""The search master: hpbandster's BOHB / Hyperband / random search, with our bookkeeping.
+
+:class:`MasterHooks` is mixed in front of an hpbandster optimizer and adds:
+
+- configuration sampling that (a) replays the configurations a resumed run had
+  already sampled, under the same ids, (b) rejects patterns breaking the search
+  space's constraints, (c) converts values to plain Python (the NumPy-2 fix) and
+  logs each new configuration to ``configs.jsonl``;
+- submission that answers already-finished trials (resume) from ``trials.jsonl``
+  without dispatching them;
+- a callback that records each finished trial to ``trials.jsonl``, prints a progress
+  line and updates TensorBoard;
+- a watchdog that fails trials running longer than a timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable
+
+from hpbandster.core.dispatcher import Job
+from hpbandster.optimizers import BOHB, HyperBand, RandomSearch
+
+from composer_automl.search import transport
+from composer_automl.search.ladder import Ladder
+from composer_automl.search.results import TrialRecord, append_config, append_trial
+from composer_automl.search.spaces import SearchSpace
+
+log = logging.getLogger("composer_automl.search")
+
+OPTIMIZERS: dict[str, type] = {"bohb": BOHB, "hyperband": HyperBand, "random": RandomSearch}
+"""Optimizer name → hpbandster master class."""
+
+SAMPLER_TRIES = 50
+"""Optimizer proposals tried before falling back to uniform sampling of valid patterns."""
+
+
+def trial_id(config_id: tuple[int, ...], budget: float) -> str:
+    """``"<iteration>-<stage>-<index>@<budget>"``, the key of a trial in ``trials.jsonl``."""
+    return "-".join(str(int(i)) for i in config_id) + f"@{float(budget):g}"
+
+
+def planned_trials(optimizer: str, ladder: Ladder, n_iterations: int) -> int:
+    """Number of (configuration, budget) evaluations an undisturbed run performs."""
+    budgets, eta = list(ladder.budgets), ladder.eta
+    n_stages = len(budgets)
+    total = 0
+    for it in range(n_iterations):
+        if optimizer == "random":
+            per_iter = sum(b * eta**i for i, b in enumerate(budgets[::-1]))
+            total += int(per_iter // budgets[-1])
+            continue
+        s = n_stages - 1 - (it % n_stages)
+        n0 = int(math.floor(n_stages / (s + 1)) * eta**s)
+        total += sum(max(int(n0 * eta ** (-i)), 1) for i in range(s + 1))
+    return total
+
+
+@dataclass
+class Replay:
+    """What a resumed run already has: sampled configs by id, finished trials by trial id."""
+
+    configs: dict[tuple[int, ...], dict[str, Any]]
+    trials: dict[str, TrialRecord]
+
+
+class MasterHooks:
+    """Mixin placed before an hpbandster optimizer class (see :func:`make_master`)."""
+
+    def setup_hooks(
+        self,
+        space: SearchSpace,
+        ladder: Ladder,
+        run_dir: str,
+        replay: Replay,
+        n_planned: int,
+        elapsed_offset: float,
+        on_record: Callable[[TrialRecord], None],
+        trial_timeout_s: float,
+        kill_worker: Callable[[str], bool],
+    ) -> None:
+        self.space, self.ladder, self.run_dir = space, ladder, run_dir
+        self.replay, self.n_planned, self.on_record = replay, n_planned, on_record
+        self.elapsed_offset, self.t0 = elapsed_offset, time.time()
+        self.n_done = 0
+        self.best: TrialRecord | None = None
+        self.timed_out: set[tuple[int, ...]] = set()
+        self.trial_timeout_s, self.kill_worker = trial_timeout_s, kill_worker
+        self._stop = threading.Event()
+        if trial_timeout_s > 0:
+            threading.Thread(target=self._watchdog, name="trial-watchdog", daemon=True).start()
+
+    # -- sampling ---------------------------------------------------------------------------
+    def get_next_iteration(self, iteration, iteration_kwargs={}):
+        it = super().get_next_iteration(iteration, iteration_kwargs)
+        it.config_sampler = partial(self._sample, it)
+        return it
+
+    def _sample(self, it, budget):
+        config_id = (it.HPB_iter, it.stage, it.actual_num_configs[it.stage])
+        if config_id in self.replay.configs:
+            return dict(self.replay.configs[config_id]), {"replayed": True}
+        info: dict[str, Any] = {}
+        for _ in range(SAMPLER_TRIES):
+            config, info = self.config_generator.get_config(budget)
+            config = transport.plain(dict(config))
+            if self.space.accepts(config):
+                break
+        else:
+            config = transport.plain(dict(self.space.sample(1)[0]))
+            info = {"model_based_pick": False, "fallback": "uniform valid pattern"}
+        append_config(self.run_dir, config_id, config, str(self.space.to_pattern(config)))
+        return config, transport.plain(info)
+
+    # -- submission -------------------------------------------------------------------------
+    def _submit_job(self, config_id, config, budget):
+        config, budget = transport.plain(config), float(budget)
+        done = self.replay.trials.get(trial_id(config_id, budget))
+        if done is None:
+            return super()._submit_job(config_id, config, budget)
+        # Finished before the search was killed: answer from the log, do not run it again.
+        job = Job(config_id, config=config, budget=budget, working_directory=self.working_directory)
+        for stamp in ("submitted", "started", "finished"):
+            job.time_it(stamp)
+        ok = done.status == "ok"
+        job.result = {"loss": done.loss, "info": {"replayed": True}} if ok else None
+        job.exception = None if ok else (done.error or "failed")
+        job.replayed = True
+        with self.thread_cond:
+            self.num_running_jobs += 1
+            self.job_callback(job)
+
+    # -- results ----------------------------------------------------------------------------
+    def job_callback(self, job):
+        record = self._record(job)
+        try:
+            if not getattr(job, "replayed", False):
+                append_trial(self.run_dir, record)
+                self.on_record(record)
+        except Exception:  # a full disk must not hang the search: report, go on
+            log.exception("could not record trial %s", record.trial_id)
+        self._progress(record, getattr(job, "replayed", False))
+        super().job_callback(job)
+
+    def _record(self, job) -> TrialRecord:
+        config, budget = job.kwargs["config"], float(job.kwargs["budget"])
+        result = job.result
+        loss = None if result is None else result.get("loss")
+        info = (result or {}).get("info") or {}
+        ok = loss is not None and math.isfinite(float(loss))
+        error = None
+        if not ok:
+            if tuple(job.id) in self.timed_out:
+                error = f"trial timed out after {self.trial_timeout_s:g} s; its worker was stopped"
+            else:
+                error = job.exception or f"non-finite loss {loss}"
+        wall = float(info.get("wall_time_s", 0.0)) or _span(job)
+        return TrialRecord(
+            trial_id=trial_id(job.id, budget),
+            pattern=str(self.space.to_pattern(config)),
+            budget=budget,
+            rung=self.ladder.rung_for(budget).name,
+            status="ok" if ok else "failed",
+            loss=float(loss) if ok else None,
+            config=dict(config),
+            metrics=dict(info.get("metrics", {})),
+            wall_time_s=wall,
+            error=error,
+            elapsed_s=self.elapsed_offset + (time.time() - self.t0),
+        )
+
+    def _progress(self, r: TrialRecord, replayed: bool) -> None:
+        self.n_done += 1
+        if r.status == "ok" and (self.best is None or r.budget > self.best.budget or
+                                 (r.budget == self.best.budget and r.loss < self.best.loss)):
+            self.best = r
+        best = f"{self.best.pattern}@{self.best.budget:g}={self.best.loss:.4f}" if self.best else "-"
+        outcome = f"loss={r.loss:.4f}" if r.status == "ok" else "FAILED " + (r.error or "").strip().splitlines()[-1][:80]
+        tag = " (from the log)" if replayed else f" ({r.wall_time_s:.1f} s)"
+        print(f"[trial {self.n_done}/{self.n_planned}] budget={r.budget:g} {r.pattern} {outcome}{tag} best={best}",
+              flush=True)
+
+    # -- timeouts ---------------------------------------------------------------------------
+    def _watchdog(self) -> None:
+        while not self._stop.wait(1.0):
+            now = time.time()
+            with self.dispatcher.runner_cond:
+                late = [j for j in self.dispatcher.running_jobs.values()
+                        if now - j.timestamps.get("started", now) > self.trial_timeout_s
+                        and tuple(j.id) not in self.timed_out]
+            for job in late:
+                self.timed_out.add(tuple(job.id))
+                log.warning("trial %s exceeded %g s; stopping it", job.id, self.trial_timeout_s)
+                if self.kill_worker(job.worker_name or ""):
+                    # The dispatcher notices the dead worker and fails its job.
+                    self.dispatcher.trigger_discover_worker()
+                else:
+                    self.dispatcher.register_result(job.id, {"result": None, "exception": "timed out"})
+
+    def stop_hooks(self) -> None:
+        self._stop.set()
+
+
+def _span(job) -> float:
+    ts = job.timestamps
+    return float(ts.get("finished", 0.0) - ts.get("started", 0.0)) if "started" in ts else 0.0
+
+
+def make_master(optimizer: str, **kwargs: Any):
+    """Build an hpbandster optimizer of kind ``optimizer`` with :class:`MasterHooks` mixed in."""
+    base = OPTIMIZERS[optimizer]
+    cls = type(f"Search{base.__name__}", (MasterHooks, base), {})
+    return cls(**kwargs)

@@ -1,0 +1,61 @@
+"""Search-level TensorBoard logging under ``RUN_DIR/tb/search``.
+
+Scalars: the incumbent loss against search wall time (step = seconds) and against
+cumulative budget (step = budget units), trials finished per budget, failures. The
+HParams view holds one entry per successful trial: its pattern, budget, attention
+fraction and layer kinds against its loss. Per-trial training curves are written by
+the rungs themselves into ``RUN_DIR/tb/<pattern>_b<budget>_<id>``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+
+from composer_automl.patterns import Pattern
+from composer_automl.search.results import TrialRecord
+
+SEARCH_TB = "search"
+
+
+class SearchBoard:
+    """Writes search-level scalars and HParams as trials finish (master process only)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tb" / SEARCH_TB))
+        self.trials = Counter()
+        self.failures = 0
+        self.spent = 0.0
+        self.best: TrialRecord | None = None
+
+    def add(self, record: TrialRecord) -> None:
+        """Log one finished trial (in finishing order)."""
+        self.trials[record.budget] += 1
+        self.spent += record.budget
+        step_t, step_b = int(round(record.elapsed_s)), int(round(self.spent))
+        self.writer.add_scalar(f"trials/budget_{record.budget:g}", self.trials[record.budget], step_t)
+        if record.status != "ok":
+            self.failures += 1
+            self.writer.add_scalar("trials/failures", self.failures, step_t)
+            return
+        best = self.best
+        if best is None or record.budget > best.budget or (record.budget == best.budget and record.loss < best.loss):
+            self.best = record
+        self.writer.add_scalar("incumbent/loss_vs_wall_time_s", self.best.loss, step_t)
+        self.writer.add_scalar("incumbent/loss_vs_cumulative_budget", self.best.loss, step_b)
+        self.writer.add_scalar("incumbent/budget", self.best.budget, step_t)
+        pattern = Pattern.parse(record.pattern)
+        hparams: dict[str, str | float] = {
+            "pattern": record.pattern,
+            "budget": float(record.budget),
+            "attention_fraction": float(pattern.attention_fraction),
+            "n_layers": float(len(pattern)),
+        }
+        hparams.update({k: (str(v) if isinstance(v, str) else float(v)) for k, v in record.config.items()})
+        self.writer.add_hparams(hparams, {"hparam/loss": float(record.loss)}, run_name=record.trial_id.replace("@", "_b"))
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

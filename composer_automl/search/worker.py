@@ -1,0 +1,171 @@
+"""Search workers: an hpbandster ``Worker`` that evaluates (configuration, budget) on a rung.
+
+A worker needs only the nameserver address and the run id: it fetches the search's
+spec (search space and resolved fidelity ladder, as plain data) that the master
+publishes in the nameserver, then serves trials until the master shuts it down.
+Local workers are started by the master as ``python -m composer_automl.search.worker``;
+remote ones with ``composer-automl worker nameserver=HOST:PORT run_id=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import Pyro4
+from hpbandster.core.worker import Worker
+
+from composer_automl.config import ConfigError
+from composer_automl.search import transport
+from composer_automl.search.ladder import Ladder, ladder_from_mapping
+from composer_automl.search.spaces import SearchSpace, space_from_mapping
+
+log = logging.getLogger("composer_automl.search.worker")
+
+
+def spec_name(run_id: str) -> str:
+    """Nameserver entry under which the master publishes the search spec."""
+    return f"composer_automl.run_{run_id}.spec"
+
+
+def trial_dirname(pattern: str, budget: float, config_id: Any) -> str:
+    """``<pattern>_b<budget>_<iteration-stage-index>``: the trial's TensorBoard folder name."""
+    cid = "-".join(str(int(i)) for i in config_id)
+    return f"{pattern}_b{float(budget):g}_{cid}"
+
+
+class TrialFailed(RuntimeError):
+    """A trial that finished without a usable loss (NaN or infinite)."""
+
+
+class TrialWorker(Worker):
+    """Evaluates one (configuration, budget) at a time on the ladder's rung for that budget."""
+
+    def __init__(self, space: SearchSpace, ladder: Ladder, out_root: Path, seed: int, **kwargs: Any):
+        super().__init__(logger=log, **kwargs)
+        self.space, self.ladder, self.out_root, self.seed = space, ladder, Path(out_root), seed
+
+    def compute(self, config_id, config, budget, working_directory):
+        """Run the rung; NaN/inf losses and exceptions become failures (hpbandster gets the traceback)."""
+        pattern = self.space.to_pattern(config)
+        rung = self.ladder.rung_for(budget)
+        out_dir = self.out_root / "tb" / trial_dirname(str(pattern), budget, config_id)
+        try:
+            result = rung(pattern, self.space.width(config), out_dir, self.seed)
+            if not math.isfinite(result.loss):
+                raise TrialFailed(f"rung {rung.name} returned a non-finite loss ({result.loss}) for {pattern}")
+        except Exception:
+            log.error("trial %s %s at budget %g failed:\n%s", config_id, pattern, budget, traceback.format_exc())
+            raise
+        metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        info = {"pattern": str(pattern), "rung": rung.name, "metrics": metrics, "wall_time_s": float(result.wall_time_s)}
+        return {"loss": float(result.loss), "info": transport.plain(info)}
+
+    @Pyro4.expose
+    @Pyro4.oneway
+    def start_computation(self, callback, id, *args, **kwargs):
+        # hpbandster runs this oneway: an error reporting the result would vanish (logged
+        # at DEBUG by Pyro) and the master would wait forever. Surface it.
+        try:
+            return super().start_computation(callback, id, *args, **kwargs)
+        except Exception:
+            log.error("trial %s: could not report its result to the master:\n%s", id, traceback.format_exc())
+            raise
+
+
+def fetch_spec(ns_host: str, ns_port: int, run_id: str, wait_s: float = 60.0) -> dict[str, Any]:
+    """The spec the master published for ``run_id``; waits up to ``wait_s`` for it to appear."""
+    deadline = time.monotonic() + wait_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with Pyro4.locateNS(host=ns_host, port=ns_port) as ns:
+                found = ns.list(prefix=spec_name(run_id), return_metadata=True)
+            if found:
+                _, metadata = next(iter(found.values()))
+                return json.loads(next(iter(metadata)))
+        except Pyro4.errors.PyroError as err:
+            last_error = err
+            if isinstance(err, Pyro4.errors.SecurityError):
+                break
+        time.sleep(0.5)
+    raise ConfigError(
+        f"no search {run_id!r} at nameserver {ns_host}:{ns_port} within {wait_s:.0f} s"
+        + (f" ({type(last_error).__name__}: {last_error}; is the secret right?)" if last_error else "")
+    )
+
+
+def serve(
+    nameserver: str,
+    run_id: str,
+    secret: str | None = None,
+    threads: int | None = None,
+    out_dir: str | None = None,
+    host: str | None = None,
+    worker_id: str | None = None,
+    wait_s: float = 60.0,
+) -> None:
+    """Join search ``run_id`` at ``nameserver`` (``HOST:PORT``) and evaluate trials until shut down."""
+    ns_host, ns_port = transport.parse_address(nameserver, "nameserver")
+    secret = transport.resolve_secret(secret)
+    bind = host or transport.local_address_towards(ns_host)
+    transport.check_bind(bind, secret, "host")
+    transport.configure(secret)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    spec = fetch_spec(ns_host, ns_port, run_id, wait_s)
+    space = space_from_mapping(spec["search_space"], seed=int(spec["seed"]))
+    ladder = ladder_from_mapping(spec["fidelity_name"], spec["ladder"])
+    worker = TrialWorker(
+        space,
+        ladder,
+        Path(out_dir or spec["run_dir"]),
+        int(spec["seed"]),
+        run_id=run_id,
+        nameserver=ns_host,
+        nameserver_port=ns_port,
+        host=bind,
+        id=worker_id,
+    )
+    log.info("worker %s joined search %s at %s:%d", worker.worker_id, run_id, ns_host, ns_port)
+    worker.run(background=False)
+
+
+def _safe_id(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the local worker processes the master starts (secret via the environment)."""
+    parser = argparse.ArgumentParser(prog="python -m composer_automl.search.worker")
+    parser.add_argument("--nameserver", required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--id", default=None)
+    args = parser.parse_args(argv)
+    # The master stops local workers itself; a terminal Ctrl-C must not kill them mid-report.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
+    logging.getLogger("hpbandster").setLevel(logging.WARNING)
+    try:
+        serve(args.nameserver, args.run_id, threads=args.threads, worker_id=_safe_id(args.id) if args.id else None)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
