@@ -145,7 +145,7 @@ def aggregate(config: AggregateConfig) -> AggregateResult:
 def write_report(result: AggregateResult, config: AggregateConfig) -> None:
     """Write JSON, markdown and PNG into the run dir (each via a temporary file) and log to TensorBoard."""
     run_dir = Path(result.run_dir)
-    fig, _ = heatmap_figure(result, config.max_rows)
+    fig = heatmap_figure(result, config.max_rows)
     try:
         save_figure(fig, run_dir / OUTPUT_NAMES["image"])
         summary = markdown_summary(result, OUTPUT_NAMES["image"])

@@ -39,8 +39,8 @@ def heatmap_size_px(n_rows: int, n_layers: int) -> tuple[int, int]:
     return LEFT_PX + n_layers * CELL_PX + RIGHT_PX, TOP_PX + n_rows * CELL_PX + BOTTOM_PX
 
 
-def heatmap_figure(result: "AggregateResult", max_rows: int) -> tuple[Figure, int]:
-    """Draw the top set (at most ``max_rows`` members) and the consensus; returns (figure, members shown)."""
+def heatmap_figure(result: "AggregateResult", max_rows: int) -> Figure:
+    """Draw the top set (at most ``max_rows`` members, best first) and the consensus row."""
     kinds = list(PRIMITIVES)
     members = result.members[:max_rows]
     patterns = [m.pattern for m in members] + [result.vote.pattern]
@@ -55,7 +55,7 @@ def heatmap_figure(result: "AggregateResult", max_rows: int) -> tuple[Figure, in
     ax.imshow(grid, cmap=cmap, vmin=-0.5, vmax=len(kinds) - 0.5, aspect="auto", interpolation="nearest")
     for layer, shares in enumerate(result.vote.shares):
         kind = result.vote.pattern[layer]
-        ax.text(layer, n_rows - 1, f"{shares[kind]:.2f}"[1:] if shares[kind] < 1 else "1", ha="center",
+        ax.text(layer, n_rows - 1, format(shares[kind], ".2f").lstrip("0"), ha="center",  # ".80"
                 va="center", fontsize=7, color="white" if kind == "A" else "black")
     ax.axhline(n_rows - 1.5, color="black", linewidth=2)  # separates the consensus row
     labels = [f"#{i + 1}  {m.loss:.4g}" for i, m in enumerate(members)] + [f"{result.method} consensus"]
@@ -71,7 +71,7 @@ def heatmap_figure(result: "AggregateResult", max_rows: int) -> tuple[Figure, in
     )
     handles = [Patch(color=KIND_COLORS.get(k, "#999999"), label=f"{k} {PRIMITIVES[k].name}") for k in kinds]
     fig.legend(handles=handles, loc="upper right", fontsize=7, frameon=False)
-    return fig, len(members)
+    return fig
 
 
 def markdown_summary(result: "AggregateResult", image_name: str) -> str:

@@ -130,3 +130,16 @@ def test_allow_unfinished(make_run_dir):
     run_dir = make_run_dir(ROWS, finished=False)
     result, _ = run(AggregateConfig(run_dir=str(run_dir), top=4, allow_unfinished=True, tensorboard=False))
     assert str(result.vote.pattern) == "AAMMMM"
+
+
+def test_shipped_yaml_composes_into_the_schema():
+    """conf/aggregate.yaml composes with Hydra and validates into AggregateConfig with its documented defaults."""
+    from hydra import compose, initialize_config_module
+
+    from composer_automl.config import to_dataclass
+
+    with initialize_config_module("composer_automl.conf", version_base="1.3"):
+        cfg = compose("aggregate", overrides=["run_dir=somewhere"])
+    config = to_dataclass(AggregateConfig, cfg, "aggregate")
+    assert (config.method, config.select, config.top, config.clusters) == ("n0", "topk", 5, 5)
+    assert config.extrapolate.target is None and config.extrapolate.method == "stack"

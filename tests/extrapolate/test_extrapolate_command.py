@@ -49,3 +49,16 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert err.startswith(message) and len(err.splitlines()) == 1
     assert not list((tmp_path / "hydra").glob("model_*.yaml"))
+
+
+def test_shipped_yaml_composes_into_the_schema():
+    """conf/extrapolate.yaml composes with Hydra and validates into ExtrapolateConfig."""
+    from hydra import compose, initialize_config_module
+
+    from composer_automl.config import to_dataclass
+    from composer_automl.extrapolate.command import ExtrapolateConfig
+
+    with initialize_config_module("composer_automl.conf", version_base="1.3"):
+        cfg = compose("extrapolate", overrides=["pattern=2A+4M"])
+    config = to_dataclass(ExtrapolateConfig, cfg, "extrapolate")
+    assert (config.target, config.method, config.tolerance, config.seq_len) == ("1B", "stack", 0.02, 2048)
