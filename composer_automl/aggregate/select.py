@@ -31,9 +31,10 @@ class Candidate:
 
 def check_lengths(records: Sequence[TrialRecord], length: int | None) -> list[TrialRecord]:
     """Keep records of pattern length ``length``; with None, fail if the results mix lengths."""
-    lengths = Counter(len(r.pattern) for r in records)
+    n_layers = [len(Pattern.parse(r.pattern)) for r in records]  # the log may hold either spelling
+    lengths = Counter(n_layers)
     if length is not None:
-        kept = [r for r in records if len(r.pattern) == length]
+        kept = [r for r, n in zip(records, n_layers) if n == length]
         if not kept:
             raise ConfigError(f"length={length} matches no trial; pattern lengths present: {dict(sorted(lengths.items()))}")
         return kept

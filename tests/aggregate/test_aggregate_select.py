@@ -48,6 +48,7 @@ def test_mixed_lengths_are_refused_or_filtered():
     with pytest.raises(ConfigError, match=r"mix pattern lengths \{4: 2, 6: 1\}.*length=<one of \[4, 6\]>"):
         check_lengths(rows, None)
     assert [r.pattern for r in check_lengths(rows, 4)] == ["AMAM", "AAMM"]
+    assert len(check_lengths([rec("2A+4M", 1, 0.1), rec("AMAMAM", 1, 0.2)], None)) == 2  # both 6 layers
     with pytest.raises(ConfigError, match="length=5 matches no trial"):
         check_lengths(rows, 5)
 
