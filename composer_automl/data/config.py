@@ -1,0 +1,84 @@
+"""DataConfig: where a corpus comes from, how it is tokenized and split."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from composer_automl.config import ConfigError, choice
+
+FORMATS = ("auto", "stdlib", "text", "jsonl", "indexed", "tokens")
+"""Input formats; ``auto`` guesses from the source (see :func:`composer_automl.data.corpus.detect_format`)."""
+
+TOKEN_DTYPES = ("uint16", "uint32", "int32", "int64")
+"""Element types accepted for raw token files."""
+
+
+def default_cache_dir() -> Path:
+    """``$COMPOSER_AUTOML_CACHE/data``, else ``$XDG_CACHE_HOME/composer-automl/data``, else ``~/.cache/...``."""
+    if os.environ.get("COMPOSER_AUTOML_CACHE"):
+        return Path(os.environ["COMPOSER_AUTOML_CACHE"]) / "data"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "composer-automl" / "data"
+
+
+@dataclass
+class DataConfig:
+    """A corpus to tokenize into megatron-core indexed datasets (train and valid splits)."""
+
+    source: str = "stdlib"
+    """``stdlib`` (the embedded smoke-test corpus), a directory, a glob, a ``.jsonl`` file,
+    a megatron indexed-dataset prefix (``PREFIX.bin`` + ``PREFIX.idx``) or a raw token file."""
+    format: str = "auto"
+    """One of ``auto``, ``stdlib``, ``text``, ``jsonl``, ``indexed``, ``tokens``."""
+    name: str = "corpus"
+    """Readable name; the cache folder is ``<cache_dir>/<name>-<content hash>``."""
+    text_glob: str = "**/*.txt"
+    """Files taken from a directory source (text format); one file is one document."""
+    jsonl_field: str = "text"
+    """JSONL key holding each document's text."""
+    tokenizer: str = "byte"
+    """``byte`` (UTF-8 bytes 0–255 plus end-of-document id 256; offline) or ``hf`` (a local tokenizer.json)."""
+    tokenizer_path: str | None = None
+    """Path to a Hugging Face ``tokenizer.json`` (``tokenizer: hf`` only); never downloaded."""
+    eod_token: str | None = None
+    """``hf``: the special token that ends each document (default: the first of
+    ``<|endoftext|>``, ``<|end_of_text|>``, ``</s>``, ``<eos>`` the tokenizer knows)."""
+    tokens_dtype: str = "uint16"
+    """Element type of a raw token file (documents end with the tokenizer's end-of-document id)."""
+    valid_fraction: float = 0.05
+    """Share of documents held out for validation (at least one document)."""
+    split_seed: int = 1234
+    """Seed of the document-level train/valid assignment."""
+    max_bytes: int = 4_000_000
+    """``stdlib`` source only: stop adding standard-library files past this many bytes."""
+    cache_dir: str | None = None
+    """Where prepared datasets live (default: ``~/.cache/composer-automl/data`` or ``$COMPOSER_AUTOML_CACHE/data``)."""
+    progress: bool = True
+    """Show a progress bar while tokenizing."""
+
+    def __post_init__(self) -> None:
+        from composer_automl.data.tokenizers import TOKENIZERS
+
+        choice(self.format, FORMATS, "data.format")
+        choice(self.tokenizer, TOKENIZERS, "data.tokenizer")
+        choice(self.tokens_dtype, TOKEN_DTYPES, "data.tokens_dtype")
+        if not self.source:
+            raise ConfigError("data.source is empty; give 'stdlib', a directory, a glob, a .jsonl file, "
+                              "an indexed-dataset prefix or a token file")
+        if self.format == "stdlib" and self.source != "stdlib":
+            raise ConfigError(f"data.format=stdlib takes no files but data.source={self.source!r}; "
+                              "set data.format=auto (or text/jsonl/indexed/tokens) for your own files")
+        if self.tokenizer == "hf" and not self.tokenizer_path:
+            raise ConfigError("data.tokenizer_path is required with data.tokenizer=hf (a local tokenizer.json)")
+        if not 0 < self.valid_fraction <= 0.5:
+            raise ConfigError(f"data.valid_fraction={self.valid_fraction} must be in (0, 0.5]")
+        if self.max_bytes < 1:
+            raise ConfigError(f"data.max_bytes={self.max_bytes} must be a positive integer")
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"data.name={self.name!r} must be a non-empty name without '/'")
+
+    @property
+    def cache_root(self) -> Path:
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()

@@ -1,0 +1,83 @@
+"""Bad inputs: one ConfigError before any output, and no cache folder left behind."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from composer_automl.config import ConfigError
+from composer_automl.data.config import DataConfig
+from composer_automl.data.prepare import prepare
+
+
+def assert_nothing_written(cache):
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_missing_source_is_an_error(tmp_path):
+    """A path that does not exist raises 'no such file or directory'."""
+    with pytest.raises(ConfigError, match="no such file or directory"):
+        prepare(DataConfig(source=str(tmp_path / "absent"), cache_dir=str(tmp_path / "cache")))
+    assert_nothing_written(tmp_path / "cache")
+
+
+def test_empty_file_and_empty_glob_are_errors(tmp_path):
+    """An empty input file is named in the error; a glob matching nothing is an error too."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("some text")
+    (tmp_path / "in" / "b.txt").write_text("")
+    with pytest.raises(ConfigError, match="b.txt.*is empty"):
+        prepare(DataConfig(source=str(tmp_path / "in"), cache_dir=str(tmp_path / "cache")))
+    with pytest.raises(ConfigError, match="matches no files"):
+        prepare(DataConfig(source=str(tmp_path / "in" / "*.md"), cache_dir=str(tmp_path / "cache")))
+    assert_nothing_written(tmp_path / "cache")
+
+
+def test_absent_jsonl_field_is_an_error(tmp_path):
+    """A JSONL record without the configured field raises, naming the field and the keys present."""
+    path = tmp_path / "docs.jsonl"
+    path.write_text(json.dumps({"content": "hello"}) + "\n")
+    with pytest.raises(ConfigError, match=r"jsonl_field='text' is absent.*\['content'\]"):
+        prepare(DataConfig(source=str(path), cache_dir=str(tmp_path / "cache")))
+
+
+def test_absent_field_on_a_later_line_leaves_no_partial_output(tmp_path):
+    """A bad record found while tokenizing aborts the build and removes its temporary folder."""
+    path = tmp_path / "docs.jsonl"
+    lines = [json.dumps({"text": f"doc {i}"}) for i in range(600)] + [json.dumps({"other": 1})]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"docs.jsonl:601"):
+        prepare(DataConfig(source=str(path), cache_dir=str(tmp_path / "cache"), progress=False))
+    assert_nothing_written(tmp_path / "cache")
+
+
+def test_token_ids_outside_vocabulary_are_an_error(tmp_path):
+    """A raw token file with ids ≥ the tokenizer's vocabulary (257 for bytes) is rejected before writing."""
+    raw = tmp_path / "tokens.bin"
+    np.array([1, 2, 256, 3, 999, 256], dtype=np.uint16).tofile(raw)
+    with pytest.raises(ConfigError, match=r"token ids span \[1, 999\].*\[0, 257\)"):
+        prepare(DataConfig(source=str(raw), cache_dir=str(tmp_path / "cache")))
+    assert_nothing_written(tmp_path / "cache")
+
+
+def test_single_document_corpus_cannot_be_split(tmp_path):
+    """One document cannot give both a train and a valid split."""
+    (tmp_path / "one.txt").write_text("just one document")
+    with pytest.raises(ConfigError, match="at least 2"):
+        prepare(DataConfig(source=str(tmp_path / "one.txt"), cache_dir=str(tmp_path / "cache")))
+
+
+@pytest.mark.parametrize("field, value, pattern", [
+    ("tokenizer", "sentencepiece", "data.tokenizer"),
+    ("format", "parquet", "data.format"),
+    ("valid_fraction", 0.9, "valid_fraction"),
+    ("tokenizer_path", None, "tokenizer_path is required"),
+])
+def test_bad_config_values_name_the_field(field, value, pattern):
+    """Out-of-range or unknown config values raise ConfigError naming the field."""
+    kwargs = {"tokenizer": "hf", "tokenizer_path": "/x.json"} if field != "tokenizer" else {}
+    kwargs[field] = value
+    with pytest.raises(ConfigError, match=pattern):
+        DataConfig(**kwargs)
