@@ -1,0 +1,75 @@
+"""Lightning strategy for megatron-core tensor parallelism: DDP over the data-parallel group only.
+
+Order (as in NeMo's MegatronStrategy): Lightning brings up the default process
+group from its cluster environment (torchrun, SLURM or its own launcher) →
+megatron's tensor/data-parallel groups are created → the LightningModule builds
+its TP shard in ``configure_model`` → DDP wraps it over the *data-parallel*
+group (DDP over the whole world would average different TP shards of equal
+shape) → data is sharded by data-parallel rank and size. Checkpoints are
+sharded by TP rank (:mod:`composer_automl.parallel.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+from lightning.pytorch.strategies import DDPStrategy
+from megatron.core import parallel_state
+
+from composer_automl.config import ConfigError
+from composer_automl.parallel import checkpoint, state
+
+
+class MegatronDDPStrategy(DDPStrategy):
+    """``DDPStrategy`` + megatron ``parallel_state`` (tensor size ``tp``, pipeline size 1)."""
+
+    strategy_name = "megatron_ddp"
+
+    def __init__(self, tp: int = 1, seed: int = 0, **ddp_kwargs: Any):
+        super().__init__(**ddp_kwargs)
+        self.tp, self.seed = tp, seed
+
+    def setup_distributed(self) -> None:
+        super().setup_distributed()
+        if dist.get_world_size() % self.tp:
+            raise ConfigError(
+                f"parallel.tp={self.tp} does not divide the world size {dist.get_world_size()} "
+                "(trainer.num_nodes × trainer.devices)"
+            )
+        state.init_model_parallel(self.tp, self.seed)
+
+    def configure_ddp(self) -> None:
+        self._ddp_kwargs["process_group"] = parallel_state.get_data_parallel_group()
+        super().configure_ddp()
+
+    @property
+    def distributed_sampler_kwargs(self) -> dict[str, Any]:
+        return {"num_replicas": state.dp_size(), "rank": state.dp_rank()}
+
+    def save_checkpoint(self, checkpoint_dict: dict[str, Any], filepath, storage_options=None) -> None:
+        """Each TP rank of data-parallel replica 0 writes its shard; global rank 0 then writes meta.json."""
+        folder = Path(filepath)
+        if state.dp_rank() == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.checkpoint_io.save_checkpoint(checkpoint_dict, checkpoint.shard_path(folder, state.tp_rank()))
+        self.barrier("megatron_ddp.save_checkpoint")
+        if self.is_global_zero:
+            module = self.lightning_module
+            checkpoint.write_meta(folder, module.spec, self.tp, checkpoint_dict["global_step"])
+
+    def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
+        checkpoint.check_checkpoint(checkpoint_path, self.lightning_module.spec, self.tp)
+        shard = checkpoint.shard_path(checkpoint_path, state.tp_rank())
+        return self.checkpoint_io.load_checkpoint(shard, weights_only=False)
+
+    def remove_checkpoint(self, filepath) -> None:
+        if self.is_global_zero:
+            shutil.rmtree(filepath, ignore_errors=True)
+
+    def teardown(self) -> None:
+        super().teardown()
+        if parallel_state.model_parallel_is_initialized():
+            state.destroy_model_parallel()

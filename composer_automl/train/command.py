@@ -1,0 +1,155 @@
+"""``composer-automl train model=SPEC.yaml data.path=DIR trainer.num_nodes=… trainer.devices=… parallel.tp=…``.
+
+Checks everything (model spec, TP layout, dataset, checkpoint) before any
+process group exists, then trains the megatron tensor-parallel model under a
+Lightning ``Trainer`` with :class:`MegatronDDPStrategy`. Outputs in ``out_dir``:
+``tensorboard/`` (loss, lr, grad norm, tokens/s, MFU, val loss/ppl) and
+``checkpoints/step_NNNNNN.ckpt/`` (sharded by TP rank).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from omegaconf import DictConfig
+
+from composer_automl.cli import run_hydra_app
+from composer_automl.config import ConfigError, to_dataclass
+from composer_automl.presets import PRESETS, get_preset
+from composer_automl.spec import ModelSpec, SpecError
+from composer_automl.train.config import TrainConfig
+
+LAUNCH_ENV = ("LOCAL_RANK", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID")
+"""Variables showing that a launcher (torchrun, srun, Lightning's own) already started every process."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated run: the model, where the checkpoint to resume is, the hardware choice."""
+
+    config: TrainConfig
+    spec: ModelSpec
+    resume: Path | None
+    accelerator: str
+    precision: str
+
+
+def load_spec(model: str) -> ModelSpec:
+    """A preset name or a ModelSpec YAML path (ConfigError naming both options otherwise)."""
+    if model in PRESETS:
+        return get_preset(model)
+    if not model.endswith((".yaml", ".yml")):
+        raise ConfigError(f"model={model!r} is neither a preset {sorted(PRESETS)} nor a .yaml spec file")
+    try:
+        return ModelSpec.load_yaml(model)
+    except (SpecError, OSError) as err:
+        raise ConfigError(f"model={model!r}: {err}") from None
+
+
+def plan(config: TrainConfig) -> Plan:
+    """Validate the whole run up front; every bad input is one ConfigError."""
+    from composer_automl.parallel import checkpoint
+    from composer_automl.parallel.model import check_layout
+    from composer_automl.train.data import check_dataset
+
+    spec = load_spec(config.model)
+    trainer = config.trainer
+    check_layout(spec, config.parallel.tp, trainer.world_size)
+    if trainer.seq_len > spec.max_seq_len:
+        raise ConfigError(f"trainer.seq_len={trainer.seq_len} exceeds model max_seq_len={spec.max_seq_len}")
+    check_dataset(config.data.path, spec.vocab_size)
+    accelerator = trainer.accelerator
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    if accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("trainer.accelerator=gpu but no CUDA device is visible; use trainer.accelerator=cpu")
+    precision = trainer.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if accelerator == "gpu" else "32-true"
+    resume = None
+    if config.resume == "latest":
+        resume = checkpoint.latest_checkpoint(Path(config.out_dir) / "checkpoints")
+    elif config.resume:
+        resume = Path(config.resume)
+    if resume is not None:
+        checkpoint.check_checkpoint(resume, spec, config.parallel.tp)
+    return Plan(config, spec, resume, accelerator, precision)
+
+
+def build_trainer(p: Plan, callbacks: Sequence = ()):
+    """The Lightning trainer, module and data module of a validated plan."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from composer_automl.parallel.strategy import MegatronDDPStrategy
+    from composer_automl.train.data import WindowData
+    from composer_automl.train.module import ParallelLMModule
+    from composer_automl.train.throughput import TokenThroughput
+
+    c, t = p.config, p.config.trainer
+    L.seed_everything(c.seed, workers=True)
+    dp_size = t.world_size // c.parallel.tp
+    throughput = TokenThroughput(
+        flops_per_token=p.spec.flops_per_token(t.seq_len),
+        tokens_per_step=t.micro_batch_size * t.seq_len * dp_size,
+        peak_flops=None if t.peak_tflops is None else t.peak_tflops * 1e12,
+        window=t.log_every,
+    )
+    checkpoints = [
+        ModelCheckpoint(dirpath=Path(c.out_dir) / "checkpoints", filename="step_{step:06d}", auto_insert_metric_name=False,
+                        every_n_train_steps=t.ckpt_every, save_top_k=-1, save_last=False)
+    ] if t.ckpt_every else []
+    trainer = L.Trainer(
+        accelerator=p.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed),
+        precision=p.precision,
+        max_steps=t.max_steps,
+        gradient_clip_val=t.grad_clip or None,
+        log_every_n_steps=t.log_every,
+        val_check_interval=t.val_every or None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=t.val_batches if t.val_every else 0,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # WindowData shards by data-parallel rank itself
+        logger=TensorBoardLogger(c.out_dir, name="tensorboard", version=""),
+        callbacks=[throughput, *checkpoints, *callbacks],
+        enable_checkpointing=bool(checkpoints),
+        enable_model_summary=False,
+        deterministic=p.accelerator == "cpu",
+    )
+    module = ParallelLMModule(p.spec, c.parallel.tp, c.optim)
+    data = WindowData(c.data.path, t.seq_len, t.micro_batch_size, t.val_batches, c.seed)
+    return trainer, module, data
+
+
+def train(p: Plan, callbacks: Sequence = ()):
+    """Run (or continue) the training described by ``p``; returns the finished trainer."""
+    trainer, module, data = build_trainer(p, callbacks)
+    trainer.fit(module, datamodule=data, ckpt_path=str(p.resume) if p.resume else None)
+    return trainer
+
+
+def _task(cfg: DictConfig, argv: list[str]) -> None:
+    logging.getLogger("megatron").setLevel(logging.WARNING)  # per-file index-reader chatter
+    p = plan(to_dataclass(TrainConfig, cfg, "train"))
+    if not any(name in os.environ for name in LAUNCH_ENV):
+        # Lightning starts the other local processes by re-running this command line.
+        sys.argv = [str(Path(__file__).resolve().parents[1] / "__main__.py"), "train", *argv]
+    train(p)
+
+
+def main(argv: list[str]) -> None:
+    # ``data=PATH`` is accepted as ``data.path=PATH`` (Hydra would read a bare ``data=`` as
+    # a choice from the ``data`` config group of the data subcommand).
+    argv = [f"data.path={arg[5:]}" if arg.startswith("data=") else arg for arg in argv]
+    run_hydra_app("train", functools.partial(_task, argv=argv), argv)

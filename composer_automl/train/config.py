@@ -1,0 +1,105 @@
+"""Typed config of ``composer-automl train`` (validated before any work starts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from composer_automl.config import ConfigError, choice
+from composer_automl.lightning_module import OptimConfig
+
+ACCELERATORS = ("auto", "cpu", "gpu")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class TrainerConfig:
+    """Hardware layout, run length and intervals."""
+
+    num_nodes: int = 1
+    """Machines in the job (Lightning reads the rank of this one from torchrun / SLURM)."""
+    devices: int = 1
+    """Processes (GPUs) per node."""
+    accelerator: str = "auto"
+    """``gpu``, ``cpu`` (gloo; tests) or ``auto`` (gpu when CUDA is available)."""
+    precision: str = "auto"
+    """``auto`` = bf16-mixed on GPU, 32-true on CPU; or a Lightning precision string."""
+    max_steps: int = 1000
+    """Optimizer steps in the whole run (also the length of the lr schedule)."""
+    micro_batch_size: int = 8
+    """Sequences per data-parallel rank per step (global batch = this × DP size)."""
+    seq_len: int = 2048
+    """Tokens per training sequence (≤ the model's max_seq_len)."""
+    grad_clip: float = 1.0
+    """Clip the global (all TP shards) gradient L2 norm to this; 0 = off."""
+    log_every: int = 10
+    """Log scalars every N steps."""
+    val_every: int = 500
+    """Validate every N steps (0 = never)."""
+    val_batches: int = 10
+    """Micro-batches per validation, per data-parallel rank."""
+    ckpt_every: int = 1000
+    """Save a checkpoint every N steps (0 = never)."""
+    peak_tflops: Optional[float] = None
+    """Per-device peak dense TFLOP/s for MFU; null = look the device up (H100/H200/A100)."""
+
+    def __post_init__(self) -> None:
+        choice(self.accelerator, ACCELERATORS, "trainer.accelerator")
+        choice(self.precision, PRECISIONS, "trainer.precision")
+        for name in ("num_nodes", "devices", "max_steps", "micro_batch_size", "seq_len", "log_every", "val_batches"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"trainer.{name}={getattr(self, name)} must be a positive integer")
+        for name in ("val_every", "ckpt_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"trainer.{name}={getattr(self, name)} must be ≥ 0 (0 = never)")
+        if self.grad_clip < 0:
+            raise ConfigError(f"trainer.grad_clip={self.grad_clip} must be ≥ 0 (0 = off)")
+        if self.peak_tflops is not None and self.peak_tflops <= 0:
+            raise ConfigError(f"trainer.peak_tflops={self.peak_tflops} must be > 0 or null")
+
+    @property
+    def world_size(self) -> int:
+        return self.num_nodes * self.devices
+
+
+@dataclass
+class ParallelConfig:
+    """Model parallelism (pipeline size is always 1)."""
+
+    tp: int = 1
+    """Tensor-parallel size: must divide heads, KV heads, ffn_hidden, vocab and the world size."""
+
+
+@dataclass
+class DataSource:
+    """Where the training tokens come from."""
+
+    path: str = ""
+    """Dataset folder prepared by ``composer-automl data`` (``train``/``valid`` .bin/.idx, ``meta.json``)."""
+
+
+@dataclass
+class TrainConfig:
+    """``composer-automl train``: a model spec trained on a prepared dataset."""
+
+    model: str = "tiny"
+    """A preset name (tiny, 350M, 1B, 3B, llama3.2-1B, …) or a ModelSpec YAML path."""
+    out_dir: str = "train_out"
+    """Run folder: ``tensorboard/`` and ``checkpoints/``."""
+    resume: Optional[str] = None
+    """Checkpoint to continue from: a ``step_NNNNNN.ckpt`` folder, ``latest`` (newest in out_dir) or null."""
+    seed: int = 0
+    """Seed of initial weights and data order."""
+    data: DataSource = field(default_factory=DataSource)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        if not self.data.path:
+            raise ConfigError("data.path is required: the folder of a dataset prepared by `composer-automl data`")
+        if self.optim.max_steps != self.trainer.max_steps:
+            raise ConfigError(
+                f"optim.max_steps={self.optim.max_steps} must equal trainer.max_steps={self.trainer.max_steps} "
+                "(leave optim.max_steps unset: it follows trainer.max_steps)"
+            )

@@ -1,0 +1,101 @@
+"""Training data: windows of a prepared dataset, sharded by data-parallel rank, resumable by step.
+
+The batch of optimizer step ``s`` on data-parallel rank ``r`` is a pure function
+of ``(seed, s, r, DP size)``: global sample position ``p = (s·DP + r)·B + j`` picks
+window ``perm_e[p mod N]`` of the epoch ``e = p // N`` permutation. A resumed run
+therefore starts exactly where the checkpointed one stopped, without saving any
+data-loader state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader, Sampler
+
+from composer_automl.config import ConfigError
+from composer_automl.data.windows import TokenWindows
+
+SPLITS = ("train", "valid")
+
+
+def check_dataset(path: str | Path, vocab_size: int) -> dict:
+    """Check a prepared dataset folder; return its ``meta.json`` (ConfigError if unusable)."""
+    folder = Path(path)
+    missing = [f"{split}{ext}" for split in SPLITS for ext in (".bin", ".idx") if not (folder / f"{split}{ext}").is_file()]
+    if not folder.is_dir() or missing:
+        raise ConfigError(
+            f"data={str(path)!r} is not a prepared dataset (missing {missing or 'the folder'}); "
+            "create one with `composer-automl data`"
+        )
+    meta_path = folder / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if meta.get("vocab_size", 0) > vocab_size:
+        raise ConfigError(
+            f"data vocab_size={meta['vocab_size']} exceeds model.vocab_size={vocab_size}; "
+            "use a model spec with a vocabulary at least as large as the tokenizer's"
+        )
+    return meta
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Endless batches of window indices for one data-parallel rank, starting at ``start_step``."""
+
+    def __init__(self, n_windows: int, batch_size: int, dp_rank: int, dp_size: int, seed: int, start_step: int = 0):
+        self.n, self.batch_size, self.dp_rank, self.dp_size = n_windows, batch_size, dp_rank, dp_size
+        self.seed, self.start_step = seed, start_step
+        self._epoch, self._perm = -1, np.empty(0, dtype=np.int64)
+
+    def _window(self, position: int) -> int:
+        epoch = position // self.n
+        if epoch != self._epoch:
+            self._epoch, self._perm = epoch, np.random.default_rng((self.seed, epoch)).permutation(self.n)
+        return int(self._perm[position % self.n])
+
+    def batch(self, step: int) -> list[int]:
+        """Window indices of ``step`` on this rank."""
+        first = (step * self.dp_size + self.dp_rank) * self.batch_size
+        return [self._window(first + j) for j in range(self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = self.start_step
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+class WindowData(L.LightningDataModule):
+    """Train/valid token windows of a prepared dataset for one data-parallel rank.
+
+    ``dp_rank``/``dp_size`` are read when the loaders are built (after the strategy
+    set up megatron's groups); the train loader starts at the trainer's restored step.
+    """
+
+    def __init__(self, path: str, seq_len: int, micro_batch_size: int, val_batches: int, seed: int):
+        super().__init__()
+        self.path, self.seq_len, self.micro_batch_size = Path(path), seq_len, micro_batch_size
+        self.val_batches, self.seed = val_batches, seed
+
+    def _dp(self) -> tuple[int, int]:
+        from composer_automl.parallel.state import dp_rank, dp_size
+
+        return dp_rank(), dp_size()
+
+    def train_dataloader(self) -> DataLoader:
+        windows = TokenWindows(str(self.path / "train"), self.seq_len)
+        if windows.n_windows == 0:
+            raise ConfigError(f"data={str(self.path)!r}: the train split is shorter than one window of {self.seq_len} tokens")
+        rank, size = self._dp()
+        sampler = StepBatchSampler(windows.n_windows, self.micro_batch_size, rank, size, self.seed, self.trainer.global_step)
+        return DataLoader(windows, batch_sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        windows = TokenWindows(str(self.path / "valid"), self.seq_len)
+        rank, size = self._dp()
+        per_rank = min(self.val_batches * self.micro_batch_size, windows.n_windows // size)
+        indices = list(range(rank * per_rank, (rank + 1) * per_rank))  # same count on every rank
+        return DataLoader(windows.subset(indices), batch_size=self.micro_batch_size)
