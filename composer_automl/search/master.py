@@ -203,7 +203,9 @@ class MasterHooks:
                     self.dispatcher.register_result(job.id, {"result": None, "exception": "timed out"})
 
     def stop_hooks(self) -> None:
-        self._stop.set()
+        """Stop the watchdog (safe before setup_hooks)."""
+        if hasattr(self, "_stop"):
+            self._stop.set()
 
 
 def _span(job) -> float:

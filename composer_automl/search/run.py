@@ -108,7 +108,7 @@ class LocalWorkers:
         if self.secret:
             env[transport.SECRET_ENV] = self.secret
         cmd = [sys.executable, "-m", "composer_automl.search.worker", "--nameserver", self.nameserver,
-               "--run-id", self.run_id, "--threads", str(self.threads), "--id", str(i)]
+               "--run-id", self.run_id, "--threads", str(self.threads), "--id", str(i), "--parent-pid", str(os.getpid())]
         with (self.log_dir / f"worker-{i}.log").open("a") as out:
             # own session: a terminal Ctrl-C reaches only the master, which stops workers cleanly
             self.procs[i] = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -138,16 +138,21 @@ class LocalWorkers:
     def alive(self) -> int:
         return sum(p.poll() is None for p in self.procs.values())
 
-    def stop(self, grace_s: float = 10.0) -> None:
-        """Wait for workers to exit after the master's shutdown; kill stragglers."""
+    def stop(self, grace_s: float = 3.0) -> None:
+        """Wait for workers to exit after the master's shutdown; terminate, then kill, stragglers."""
         self._stopping.set()
-        deadline = time.monotonic() + grace_s
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for signal_name in ("wait", "terminate", "kill"):
+            deadline = time.monotonic() + grace_s
+            for proc in self.procs.values():
+                if proc.poll() is None and signal_name != "wait":
+                    getattr(proc, signal_name)()
+            for proc in self.procs.values():
+                try:
+                    proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+            if all(p.poll() is not None for p in self.procs.values()):
+                return
 
 
 def default_run_dir() -> Path:
@@ -233,12 +238,10 @@ def run_search(
     threads = settings.threads_per_worker or max(1, (os.cpu_count() or 1) // max(settings.n_workers, 1))
     min_workers = settings.min_workers or max(settings.n_workers, 1)
 
-    from composer_automl.search.tensorboard import SearchBoard
-
-    board = SearchBoard(run_dir)
     ns = transport.NameServer(settings.host, settings.port)
     workers: LocalWorkers | None = None
     master = None
+    board = None
     try:
         ns_host, ns_port = ns.start()
         _publish(ns_host, ns_port, _spec(run_id, space, ladder, settings.seed, run_dir))
@@ -255,8 +258,6 @@ def run_search(
             working_directory=str(run_dir),
             ping_interval=settings.ping_interval_s,
         )
-        master.setup_hooks(space, ladder, str(run_dir), replay, n_planned, offset, board.add,
-                           settings.trial_timeout_s, lambda name: bool(workers and workers.kill_by_name(name)))
         _wait_for_dispatcher(ns_host, ns_port, run_id)
         address = f"{ns_host}:{ns_port}"
         print(f"search {run_id}: {settings.optimizer}, budgets {list(ladder.budgets)} "
@@ -266,6 +267,11 @@ def run_search(
               flush=True)
         if settings.n_workers:
             workers = LocalWorkers(settings.n_workers, address, run_id, threads, secret, run_dir / "logs")
+        from composer_automl.search.tensorboard import SearchBoard  # imports torch: while workers start
+
+        board = SearchBoard(run_dir)
+        master.setup_hooks(space, ladder, str(run_dir), replay, n_planned, offset, board.add,
+                           settings.trial_timeout_s, lambda name: bool(workers and workers.kill_by_name(name)))
         _run_master(master, settings, min_workers, workers)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished trials are in {run_dir}; continue with: "
@@ -279,7 +285,8 @@ def run_search(
         if workers is not None:
             workers.stop()
         ns.shutdown()
-        board.close()
+        if board is not None:
+            board.close()
 
     records = read_trials(run_dir)
     summary = summarize(records, {"run_id": run_id, "optimizer": settings.optimizer,

@@ -39,13 +39,15 @@ class SimulatedConfig:
     """Regex: patterns matching it raise RuntimeError (failure injection)."""
     nan_when: str | None = None
     """Regex: patterns matching it return a NaN loss (failure injection)."""
+    hang_when: str | None = None
+    """Regex: patterns matching it sleep an hour (a stuck worker, for timeout tests)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fidelity <= 1.0:
             raise ConfigError(f"simulated.fidelity must be in (0, 1], got {self.fidelity}")
         if self.sleep_s < 0 or self.matmuls < 0 or self.error_scale < 0:
             raise ConfigError("simulated: sleep_s, matmuls and error_scale must be >= 0")
-        for name in ("fail_when", "nan_when"):
+        for name in ("fail_when", "nan_when", "hang_when"):
             try:
                 re.compile(getattr(self, name) or "")
             except re.error as err:
@@ -75,6 +77,8 @@ def evaluate(pattern: Pattern, config: SimulatedConfig, width: SearchWidth, out_
     text = str(pattern)
     if config.fail_when and re.search(config.fail_when, text):
         raise RuntimeError(f"simulated failure for pattern {text} (fail_when={config.fail_when!r})")
+    if config.hang_when and re.search(config.hang_when, text):
+        time.sleep(3600)
     if config.sleep_s:
         time.sleep(config.sleep_s)
     if config.matmuls:

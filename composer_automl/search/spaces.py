@@ -244,7 +244,13 @@ def build_space(config: SearchSpaceConfig, seed: int = 0) -> SearchSpace:
     head_t = head.layers if head is not None else ()
     tail_t = tail.layers if tail is not None else ()
     cs = CS.ConfigurationSpace(seed=seed)
-    cs.add([CS.CategoricalHyperparameter(layer_name(i), list(config.primitives)) for i in range(config.n_layers)])
+    first_default = config.first_layer if config.first_layer in config.primitives and not head_t else None
+    cs.add([
+        # the default configuration must not be forbidden: layer 0 defaults to the required kind
+        CS.CategoricalHyperparameter(layer_name(i), list(config.primitives),
+                                     default_value=first_default if i == 0 and first_default else config.primitives[0])
+        for i in range(config.n_layers)
+    ])
     for name, choices in config.width.items():
         cs.add(CS.CategoricalHyperparameter(name, sorted({int(v) for v in choices})))
     if config.first_layer is not None:

@@ -1,0 +1,139 @@
+"""Real BOHB / Hyperband / random searches with local worker processes on the simulated rung."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from composer_automl.search.ladder import ladder_from_mapping, load_ladder
+from composer_automl.search.master import planned_trials
+from composer_automl.search.results import read_configs, read_trials
+from composer_automl.search.run import SearchSettings, run_search
+from composer_automl.search.spaces import load_space
+
+
+def _ladder_with(**overrides):
+    """The simulated ladder with extra simulated-rung fields on every rung."""
+    base = load_ladder("simulated-ladder").mapping
+    rungs = [{**r, "rung_config": {**r["rung_config"], **overrides}} for r in base["rungs"]]
+    return ladder_from_mapping("simulated-test", {**base, "rungs": rungs})
+
+
+@pytest.mark.timeout(60)
+def test_bohb_with_two_workers_and_secret(tmp_path, capsys):
+    """A 3-iteration BOHB with 2 workers (HMAC on) runs 9/6/5 trials on budgets 1/3/9 and writes its results."""
+    run_dir = tmp_path / "run"
+    ladder = load_ladder("simulated-ladder")
+    settings = SearchSettings(n_workers=2, n_iterations=3, secret="test-secret", ping_interval_s=1)
+    summary = run_search(settings, load_space("one-shot-6"), ladder, run_dir)
+
+    records = read_trials(run_dir)
+    assert Counter(r.budget for r in records) == {1.0: 9, 3.0: 6, 9.0: 5}
+    assert len(records) == planned_trials("bohb", ladder, 3) == 20
+    assert all(r.status == "ok" and len(r.pattern) == 6 for r in records)
+    assert len({r.trial_id for r in records}) == 20
+    assert len(read_configs(run_dir)) == 9 + 3 + 3  # configurations sampled per bracket
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert saved["best_pattern"] == min((r for r in records if r.budget == 9.0), key=lambda r: r.loss).pattern
+    assert saved["trials_per_budget"] == {"1": 9, "3": 6, "9": 5}
+    assert (run_dir / "incumbents.csv").read_text().startswith("elapsed_s,cumulative_budget")
+    assert "test-secret" not in (run_dir / "search.json").read_text()
+    out = capsys.readouterr().out
+    assert "[trial 20/20] budget=" in out and "tensorboard --logdir" in out
+
+    events = EventAccumulator(str(run_dir / "tb" / "search")).Reload()
+    tags = events.Tags()["scalars"]
+    assert {"incumbent/loss_vs_wall_time_s", "incumbent/loss_vs_cumulative_budget", "trials/budget_9"} <= set(tags)
+    assert events.Scalars("trials/budget_1")[-1].value == 9
+    assert events.Scalars("incumbent/loss_vs_cumulative_budget")[-1].value == pytest.approx(summary["best_loss"])
+    assert len(list((run_dir / "tb" / "search").glob("*_b9"))) == 5  # HParams entries of budget-9 trials
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("optimizer, expected", [("hyperband", {1.0: 9, 3.0: 3, 9.0: 1}), ("random", {9.0: 3})])
+def test_other_optimizers(tmp_path, optimizer, expected):
+    """Hyperband and random search run through the same machinery with their own schedules."""
+    ladder = load_ladder("simulated-ladder")
+    settings = SearchSettings(optimizer=optimizer, n_workers=1, n_iterations=1)
+    run_search(settings, load_space("one-shot-6"), ladder, tmp_path / "run")
+    records = read_trials(tmp_path / "run")
+    assert Counter(r.budget for r in records) == expected
+    assert len(records) == planned_trials(optimizer, ladder, 1)
+
+
+@pytest.mark.timeout(60)
+def test_failures_are_recorded_and_the_search_completes(tmp_path):
+    """A trial that raises and one returning NaN are recorded as failed (with the reason); the search completes."""
+    ladder = _ladder_with(fail_when="^MM", nan_when="^AA")
+    settings = SearchSettings(n_workers=2, n_iterations=3, seed=1)
+    summary = run_search(settings, load_space("one-shot-6"), ladder, tmp_path / "run")
+    records = read_trials(tmp_path / "run")
+    assert len(records) == planned_trials("bohb", ladder, 3)
+    raised = [r for r in records if r.pattern.startswith("MM")]
+    nan = [r for r in records if r.pattern.startswith("AA")]
+    assert raised and nan
+    assert all(r.status == "failed" and "RuntimeError: simulated failure" in r.error for r in raised)
+    assert all(r.status == "failed" and "non-finite loss" in r.error and r.loss is None for r in nan)
+    assert all(r.status == "ok" for r in records if r.pattern[:2] in ("AM", "MA"))
+    assert summary["n_failed"] == len(raised) + len(nan)
+    assert summary["best_pattern"][:2] in ("AM", "MA")
+
+
+@pytest.mark.timeout(60)
+def test_stuck_trial_times_out_and_worker_is_replaced(tmp_path):
+    """A trial exceeding trial_timeout_s is failed, its worker killed and replaced; the search completes."""
+    base = load_ladder("simulated-ladder").mapping
+    rungs = [dict(r) for r in base["rungs"]]
+    rungs[-1] = {**rungs[-1], "rung_config": {**rungs[-1]["rung_config"], "hang_when": "."}}  # budget 9 hangs
+    ladder = ladder_from_mapping("hang-test", {**base, "rungs": rungs})
+    settings = SearchSettings(n_workers=2, n_iterations=1, trial_timeout_s=2, ping_interval_s=1, seed=0)
+    run_search(settings, load_space("one-shot-6"), ladder, tmp_path / "run")
+    records = read_trials(tmp_path / "run")
+    assert Counter(r.budget for r in records) == {1.0: 9, 3.0: 3, 9.0: 1}
+    hung = [r for r in records if r.budget == 9.0]
+    assert hung[0].status == "failed" and "timed out" in hung[0].error
+    assert all(r.status == "ok" for r in records if r.budget < 9.0)
+
+
+def _cli(args, env=None):
+    cmd = [sys.executable, "-m", "composer_automl", "search", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
+
+
+@pytest.mark.timeout(90)
+def test_kill_then_resume_runs_no_finished_trial_again(tmp_path):
+    """SIGKILL mid-search, then resume=RUN_DIR: finished trials are replayed, not re-run; the count is right."""
+    run_dir = tmp_path / "run"
+    slow = [f"+fidelity.rungs.{i}.overrides.sleep_s=0.15" for i in range(3)]
+    proc = _cli([f"search.run_dir={run_dir}", "search.n_workers=2", "search.n_iterations=3",
+                 "fidelity=simulated-ladder", *slow])
+    deadline = time.monotonic() + 60
+    while len(read_trials(run_dir)) < 8 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[0]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = read_trials(run_dir)
+    assert 8 <= len(before) < 20 and not (run_dir / "summary.json").exists()
+
+    resumed = _cli([f"resume={run_dir}", "search.n_workers=2"])
+    out, _ = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, out
+    after = read_trials(run_dir)
+    ids = [r.trial_id for r in after]
+    assert len(ids) == len(set(ids)) == 20  # every planned trial exactly once
+    assert after[: len(before)] == before
+    assert out.count("(from the log)") == len(before)
+    assert json.loads((run_dir / "summary.json").read_text())["n_trials"] == 20
