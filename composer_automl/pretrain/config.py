@@ -1,0 +1,67 @@
+"""PretrainConfig: one small pretraining run (the ``pretrain`` rung and ``composer-automl pretrain``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from composer_automl.config import ConfigError, choice
+from composer_automl.data.config import DataConfig
+
+ACCELERATORS = ("cpu", "gpu", "auto")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
+
+
+@dataclass
+class PretrainConfig:
+    """Train a pattern for a token budget, then score it on a fixed held-out token set."""
+
+    data: DataConfig = field(default_factory=lambda: DataConfig(name="stdlib", valid_fraction=0.1))
+    """The corpus (prepared once, then reused from the cache)."""
+    seq_len: int = 128
+    """Tokens per training/validation window."""
+    batch_size: int = 16
+    """Windows per optimizer step."""
+    train_tokens: int = 262_144
+    """Token budget of the run (the rung's budget knob): steps = ceil(train_tokens / (batch_size·seq_len))."""
+    valid_tokens: int = 32_768
+    """Held-out tokens scored at the end: ``valid_tokens // seq_len`` windows spread evenly over
+    the valid split, identical for every trial (capped by what the split holds)."""
+    lr: float = 3e-3
+    """Peak AdamW learning rate (warm-up, then cosine to ``min_lr_ratio·lr``)."""
+    weight_decay: float = 0.1
+    warmup_steps: int = 10
+    min_lr_ratio: float = 0.1
+    eval_every_steps: int = 0
+    """Also validate every this many steps (0: only at the end)."""
+    accelerator: str = "cpu"
+    """``cpu``, ``gpu`` or ``auto`` (one device)."""
+    precision: str = "32-true"
+    """Lightning precision: ``32-true``, ``bf16-mixed``, ``16-mixed``, ``bf16-true``."""
+    cpu_threads: int = 1
+    """torch intra-op threads when training on CPU (1 avoids OpenMP oversubscription when runs
+    share cores, which slowed tiny models ~10× in tests; 0 keeps torch's default)."""
+    progress_bar: bool = False
+    """Show Lightning's progress bar (off inside a search)."""
+    log_every_n_steps: int = 10
+    """TensorBoard logging interval of training metrics."""
+
+    def __post_init__(self) -> None:
+        choice(self.accelerator, ACCELERATORS, "pretrain.accelerator")
+        choice(self.precision, PRECISIONS, "pretrain.precision")
+        positive = ("seq_len", "batch_size", "train_tokens", "valid_tokens", "log_every_n_steps")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"pretrain.{name}={getattr(self, name)} must be a positive integer")
+        if self.valid_tokens < self.seq_len:
+            raise ConfigError(f"pretrain.valid_tokens={self.valid_tokens} must be ≥ seq_len={self.seq_len}")
+        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("pretrain: need lr > 0, weight_decay ≥ 0, warmup_steps ≥ 0, 0 ≤ min_lr_ratio ≤ 1")
+        if self.cpu_threads < 0:
+            raise ConfigError(f"pretrain.cpu_threads={self.cpu_threads} must be ≥ 0")
+        if self.eval_every_steps < 0:
+            raise ConfigError(f"pretrain.eval_every_steps={self.eval_every_steps} must be ≥ 0")
+
+    @property
+    def max_steps(self) -> int:
+        tokens_per_step = self.batch_size * self.seq_len
+        return -(-self.train_tokens // tokens_per_step)

@@ -1,0 +1,154 @@
+"""One pretraining run: prepared corpus → Lightning training of a ModelSpec → held-out loss."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader
+
+from composer_automl.config import ConfigError
+from composer_automl.data.prepare import PreparedData, prepare
+from composer_automl.data.windows import TokenWindows
+from composer_automl.lightning_module import HybridLMModule, OptimConfig
+from composer_automl.pretrain.config import PretrainConfig
+from composer_automl.pretrain.throughput import TokensPerSecond
+from composer_automl.spec import ModelSpec
+
+TENSORBOARD_DIR = "tensorboard"
+"""Sub-folder of the run's ``out_dir`` holding the TensorBoard event files."""
+
+
+@dataclass(frozen=True)
+class PretrainData:
+    """The windows one run trains and validates on."""
+
+    prepared: PreparedData
+    train: TokenWindows
+    valid: TokenWindows
+    """The fixed held-out windows (same for every run with this corpus and seq_len)."""
+
+
+def held_out_windows(valid: TokenWindows, valid_tokens: int) -> list[int]:
+    """``valid_tokens // seq_len`` window indices spread evenly over the valid split (deterministic)."""
+    wanted = min(valid_tokens // valid.seq_len, valid.n_windows)
+    return sorted({int(i) for i in np.linspace(0, valid.n_windows - 1, wanted).round()})
+
+
+def load_data(cfg: PretrainConfig) -> PretrainData:
+    """Prepare (or reuse) the corpus and check it is big enough for ``seq_len × batch_size``."""
+    prepared = prepare(cfg.data)
+    train = TokenWindows(prepared.prefix("train"), cfg.seq_len)
+    valid = TokenWindows(prepared.prefix("valid"), cfg.seq_len)
+    if train.n_windows < cfg.batch_size:
+        raise ConfigError(
+            f"data: the train split has {train.n_tokens} tokens, too few for one batch of "
+            f"seq_len × batch_size = {cfg.seq_len} × {cfg.batch_size} (+1); use a bigger corpus "
+            "or lower pretrain.seq_len / pretrain.batch_size"
+        )
+    if valid.n_windows < 1:
+        raise ConfigError(
+            f"data: the valid split has {valid.n_tokens} tokens, fewer than seq_len + 1 = {cfg.seq_len + 1}; "
+            "raise data.valid_fraction or use a bigger corpus"
+        )
+    return PretrainData(prepared, train, valid.subset(held_out_windows(valid, cfg.valid_tokens)))
+
+
+def build_trainer(cfg: PretrainConfig, out_dir: Path, callbacks: list[L.Callback]) -> L.Trainer:
+    """A single-device Lightning Trainer logging to ``out_dir/tensorboard``."""
+    periodic_eval = cfg.eval_every_steps > 0
+    return L.Trainer(
+        accelerator=cfg.accelerator,
+        devices=1,
+        precision=cfg.precision,
+        max_steps=cfg.max_steps,
+        max_epochs=-1,
+        val_check_interval=cfg.eval_every_steps if periodic_eval else None,
+        check_val_every_n_epoch=None if periodic_eval else 1,
+        num_sanity_val_steps=0,
+        logger=TensorBoardLogger(save_dir=str(out_dir), name=TENSORBOARD_DIR, version=""),
+        callbacks=callbacks,
+        log_every_n_steps=cfg.log_every_n_steps,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=cfg.progress_bar,
+        deterministic=True,
+        default_root_dir=str(out_dir),
+    )
+
+
+def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: int,
+                    data: PretrainData | None = None) -> dict[str, float]:
+    """Train ``spec`` for ``cfg.train_tokens`` and return plain-float metrics incl. ``val_loss``.
+
+    Deterministic for a seed: the model init, the shuffling of training windows and
+    the held-out windows depend only on ``seed``, the corpus and ``cfg``.
+    """
+    data = data or load_data(cfg)
+    if spec.vocab_size < data.prepared.vocab_size:
+        raise ConfigError(f"model vocab_size={spec.vocab_size} is smaller than the tokenizer's "
+                          f"{data.prepared.vocab_size}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    L.seed_everything(seed, workers=True, verbose=False)
+    optim = OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
+                        max_steps=cfg.max_steps, min_lr_ratio=cfg.min_lr_ratio)
+    module = HybridLMModule(spec, optim)
+    train_loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                              generator=torch.Generator().manual_seed(seed))
+    valid_loader = DataLoader(data.valid, batch_size=cfg.batch_size)
+    throughput = TokensPerSecond()
+    with warnings.catch_warnings(), _quiet_lightning(not cfg.progress_bar), _cpu_threads(cfg):
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        trainer = build_trainer(cfg, out_dir, [throughput])
+        warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
+        trainer.fit(module, train_loader, valid_loader if cfg.eval_every_steps else None)
+        train_loss = float(trainer.callback_metrics["train/loss"])
+        final = trainer.validate(module, valid_loader, verbose=False)[0]
+    return {
+        "val_loss": float(final["val/loss"]),
+        "val_ppl": float(final["val/ppl"]),
+        "val_acc": float(final["val/acc"]),
+        "train_loss": train_loss,
+        "tokens_per_s": float(throughput.tokens / throughput.seconds) if throughput.seconds else 0.0,
+        "train_tokens": float(throughput.tokens),
+        "train_steps": float(trainer.global_step),
+        "valid_tokens": float(len(data.valid) * cfg.seq_len),
+        "n_params": float(spec.num_params()),
+        "wall_time_s": time.perf_counter() - start,
+    }
+
+
+@contextlib.contextmanager
+def _quiet_lightning(quiet: bool):
+    """Silence Lightning's INFO banners (GPU available, ...) inside a search."""
+    names = ("lightning.pytorch", "lightning.fabric") if quiet else ()
+    saved = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def _cpu_threads(cfg: PretrainConfig):
+    """Run with ``cfg.cpu_threads`` torch threads (restored afterwards)."""
+    saved = torch.get_num_threads()
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

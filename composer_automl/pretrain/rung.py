@@ -1,0 +1,34 @@
+"""The ``pretrain`` fidelity rung: train a pattern at search width, score held-out loss.
+
+``fidelity/<name>.yaml`` with ``kind: pretrain``; the rest of the file is a
+:class:`PretrainConfig`. The budget knob is ``train_tokens``. The loss BOHB
+minimises is the validation loss on the fixed held-out windows.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from composer_automl.patterns import Pattern
+from composer_automl.pretrain.config import PretrainConfig
+from composer_automl.pretrain.run import load_data, run_pretraining
+from composer_automl.rungs import RungResult, SearchWidth
+from composer_automl.spec import ModelSpec
+
+CONFIG = PretrainConfig
+
+
+def search_spec(pattern: Pattern, width: SearchWidth, vocab_size: int, seq_len: int) -> ModelSpec:
+    """The model a search trial trains: the pattern at search width."""
+    return ModelSpec(pattern=pattern, d_model=width.d_model, n_heads=width.n_heads, n_kv_heads=width.n_kv_heads,
+                     ffn_hidden=width.ffn_hidden, vocab_size=vocab_size, max_seq_len=seq_len)
+
+
+def evaluate(pattern: Pattern, config: PretrainConfig, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
+    """Pretrain ``pattern`` for ``config.train_tokens``; loss = held-out validation loss."""
+    start = time.perf_counter()
+    data = load_data(config)
+    spec = search_spec(pattern, width, data.prepared.vocab_size, config.seq_len)
+    metrics = run_pretraining(spec, config, Path(out_dir), seed, data)
+    return RungResult(loss=metrics["val_loss"], metrics=metrics, wall_time_s=time.perf_counter() - start)
