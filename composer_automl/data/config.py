@@ -8,7 +8,7 @@ from pathlib import Path
 
 from composer_automl.config import ConfigError, choice
 
-FORMATS = ("auto", "stdlib", "text", "jsonl", "indexed", "tokens")
+FORMATS = ("auto", "stdlib", "text", "jsonl", "indexed", "tokens", "prepared")
 """Input formats; ``auto`` guesses from the source (see :func:`composer_automl.data.corpus.detect_format`)."""
 
 TOKEN_DTYPES = ("uint16", "uint32", "int32", "int64")
@@ -29,9 +29,10 @@ class DataConfig:
 
     source: str = "stdlib"
     """``stdlib`` (the embedded smoke-test corpus), a directory, a glob, a ``.jsonl`` file,
-    a megatron indexed-dataset prefix (``PREFIX.bin`` + ``PREFIX.idx``) or a raw token file."""
+    a megatron indexed-dataset prefix (``PREFIX.bin`` + ``PREFIX.idx``), a raw token file, or a
+    folder made by ``data prepare`` (used as is: no hashing, no tokenizing)."""
     format: str = "auto"
-    """One of ``auto``, ``stdlib``, ``text``, ``jsonl``, ``indexed``, ``tokens``."""
+    """One of ``auto``, ``stdlib``, ``text``, ``jsonl``, ``indexed``, ``tokens``, ``prepared``."""
     name: str = "corpus"
     """Readable name; the cache folder is ``<cache_dir>/<name>-<content hash>``."""
     text_glob: str = "**/*.txt"

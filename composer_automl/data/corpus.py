@@ -15,6 +15,8 @@ Sources (``data.format``):
   ``PREFIX.idx``), already tokenized with the configured tokenizer.
 - ``tokens``: a flat binary file of token ids (``tokens_dtype``), documents ending
   with the tokenizer's end-of-document id (nanoGPT-style ``train.bin``).
+- ``prepared``: a folder already written by ``data prepare`` (handled by
+  :func:`composer_automl.data.prepare.prepare` itself, not here).
 
 Everything that can be checked is checked in :func:`open_corpus`, before any
 output is written.

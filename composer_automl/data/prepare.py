@@ -109,7 +109,14 @@ def load_prepared(path: str | Path) -> PreparedData:
 
 
 def prepare(cfg: DataConfig) -> PreparedData:
-    """Tokenize ``cfg``'s corpus into train/valid indexed datasets, or reuse the cached result."""
+    """Tokenize ``cfg``'s corpus into train/valid indexed datasets, or reuse the cached result.
+
+    A ``source`` that is already a prepared folder (``format: prepared``, or ``auto`` and a
+    ``meta.json`` inside) is opened directly: search workers skip re-hashing a large corpus.
+    """
+    source = Path(cfg.source).expanduser()
+    if cfg.format == "prepared" or (cfg.format == "auto" and (source / "meta.json").is_file()):
+        return load_prepared(source)
     tokenizer = build_tokenizer(cfg.tokenizer, cfg.tokenizer_path, cfg.eod_token)
     corpus = open_corpus(cfg, tokenizer)
     mask = split_mask(corpus.n_documents, cfg.valid_fraction, cfg.split_seed)

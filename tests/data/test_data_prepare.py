@@ -73,6 +73,8 @@ def test_cache_reused_when_unchanged_and_rebuilt_when_changed(tmp_path):
     reseeded = prepare(DataConfig(source=str(src), cache_dir=str(tmp_path / "cache"), split_seed=7, progress=False))
     assert reseeded.path not in (first.path, third.path)
     assert not list((tmp_path / "cache").glob(".tmp-*"))
+    prepared = prepare(DataConfig(source=str(first.path), progress=False))  # a prepared folder is used as is
+    assert prepared.reused and prepared.path == first.path and prepared.meta == first.meta
 
 
 def test_jsonl_indexed_and_token_inputs(tmp_path):

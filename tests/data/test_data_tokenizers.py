@@ -54,3 +54,22 @@ def test_missing_tokenizer_file_and_missing_eod_token_are_errors(tmp_path):
     path = make_hf_tokenizer(tmp_path / "tokenizer.json")
     with pytest.raises(ConfigError, match="eod_token"):
         build_tokenizer("hf", str(path), eod_token="</s>")
+
+
+def test_prepare_with_a_local_hf_tokenizer(tmp_path):
+    """prepare() with tokenizer=hf stores the tokenizer's ids, each document ending with its EOD id."""
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    from composer_automl.data.config import DataConfig
+    from composer_automl.data.prepare import prepare
+
+    path = make_hf_tokenizer(tmp_path / "tokenizer.json")
+    (tmp_path / "in").mkdir()
+    for i, text in enumerate(["hello world", "world again", "again hello hello"]):
+        (tmp_path / "in" / f"{i}.txt").write_text(text)
+    data = prepare(DataConfig(source=str(tmp_path / "in"), tokenizer="hf", tokenizer_path=str(path),
+                              cache_dir=str(tmp_path / "c"), valid_fraction=0.34, progress=False))
+    assert data.meta["vocab_size"] == 5 and data.meta["eod_id"] == 1
+    docs = [IndexedDataset(data.prefix(s)) for s in ("train", "valid")]
+    stored = sorted(ds[i].tolist() for ds in docs for i in range(len(ds)))
+    assert stored == sorted([[2, 3, 1], [3, 4, 1], [4, 2, 2, 1]])
