@@ -92,6 +92,8 @@ def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: i
     Deterministic for a seed: the model init, the shuffling of training windows and
     the held-out windows depend only on ``seed``, the corpus and ``cfg``.
     """
+    if cfg.accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("pretrain.accelerator=gpu but no CUDA device is visible; use cpu or auto")
     data = data or load_data(cfg)
     if spec.vocab_size < data.prepared.vocab_size:
         raise ConfigError(f"model vocab_size={spec.vocab_size} is smaller than the tokenizer's "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from composer_automl.pretrain import command as pretrain_command
 
@@ -32,6 +33,8 @@ def test_pretrain_command_prints_loss_throughput_and_tensorboard_command(tmp_pat
     ("model=huge", "unknown model preset"),
     ("+pretrain.batch_sise=4", "unknown key"),  # without "+", Hydra itself rejects the key
     ("data.source=/definitely/not/here", "no such file or directory"),
+    pytest.param("pretrain.accelerator=gpu", "no CUDA device", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="needs a machine without CUDA")),
 ])
 def test_pretrain_command_bad_input_exits_2_with_one_error_line(tmp_path, corpus_cache, capsys, override, message):
     """Bad overrides end with exit status 2 and one 'error:' line naming the problem, before training."""
