@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -57,6 +58,8 @@ class SearchSettings:
     """Torch CPU threads per local worker (default: CPU cores / n_workers)."""
     seed: int = 0
     """Seeds the optimizer's sampling and every trial."""
+    run_id: str | None = None
+    """Id remote workers join with (default: random); fix it when worker scripts must know it in advance."""
     run_dir: str | None = None
     """Where results go (default: ``runs/search-<time>``)."""
     host: str = "127.0.0.1"
@@ -84,6 +87,8 @@ class SearchSettings:
             raise ConfigError(f"search.min_workers must be >= 1, got {self.min_workers}")
         if self.threads_per_worker is not None and self.threads_per_worker < 1:
             raise ConfigError(f"search.threads_per_worker must be >= 1, got {self.threads_per_worker}")
+        if self.run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.run_id):
+            raise ConfigError(f"search.run_id={self.run_id!r} must be 1-64 letters, digits, '_' or '-'")
         if not 0 <= self.port < 65536 or self.ping_interval_s < 1 or self.trial_timeout_s < 0:
             raise ConfigError("search: port must be in [0, 65535], ping_interval_s >= 1, trial_timeout_s >= 0")
 
@@ -223,7 +228,7 @@ def run_search(
         offset = max((r.elapsed_s for r in previous), default=0.0)
         print(f"resuming {run_dir}: {len(previous)} finished trials will not be run again", flush=True)
     else:
-        run_id = uuid.uuid4().hex[:8]
+        run_id = settings.run_id or uuid.uuid4().hex[:8]
         replay, offset = Replay({}, {}), 0.0
         saved = {"run_id": run_id, "settings": _public(settings), "search_space": space.resolved_mapping(),
                  "fidelity_name": ladder.name, "ladder": ladder.mapping}
