@@ -1,0 +1,51 @@
+"""``composer-automl mad`` through the real console script (Hydra, Lightning, TensorBoard)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+
+def run_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COMPOSER_AUTOML_MAD_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-c", "from composer_automl.cli import main; main()", "mad", f"hydra.run.dir={tmp_path / 'run'}", *overrides]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+
+
+def test_mad_cli_prints_table_score_and_writes_tensorboard(tmp_path):
+    """The mad subcommand prints one line per run, a per-task table and the MAD score, and writes event files."""
+    proc = run_cli(
+        tmp_path, "pattern=AMAM", "fidelity=mad-quick", "fidelity.tasks=[compression,memorization]",
+        "fidelity.max_steps=2", "fidelity.num_test_examples=16", "width.d_model=32", "fidelity.d_model=null",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "mad: pattern=AMAM fidelity=mad-quick runs=2" in out
+    assert out.count("[mad ") == 2
+    assert "compression" in out and "memorization" in out and "MAD score" in out
+    events = EventAccumulator(str(tmp_path / "run" / "memorization" / "base-lr0.003-wd0")).Reload()
+    assert len(events.Scalars("val/acc")) >= 1
+    assert (tmp_path / "run" / "mad_results.json").is_file()
+
+
+def test_mad_cli_bad_input_exits_2_before_training(tmp_path):
+    """A bad pattern, an impossible setting or a non-mad rung: one 'error:' line, exit 2, no training output."""
+    for overrides, needle in [
+        (["pattern=AXM"], "pattern"),
+        (["fidelity.overrides.selective-copying.num_tokens_to_copy=100"], "num_tokens_to_copy"),
+    ]:
+        proc = run_cli(tmp_path, *overrides)
+        assert proc.returncode == 2, (overrides, proc.stderr[-1000:])
+        assert proc.stderr.strip().startswith("error:") and needle in proc.stderr
+        assert "[mad " not in proc.stdout
+
+
+def test_mad_cli_unknown_rung_lists_options(tmp_path):
+    """An unknown fidelity rung is refused by Hydra with the available options listed."""
+    proc = run_cli(tmp_path, "fidelity=mad-nope")
+    assert proc.returncode != 0
+    assert "fidelity/mad-nope" in proc.stderr and "mad-quick" in proc.stderr

@@ -1,0 +1,162 @@
+"""MAD evaluation: real Lightning training of tiny models, caching, TensorBoard logs, the rung, signal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from composer_automl.config import ConfigError, to_dataclass
+from composer_automl.mad.command import load_mad_rung
+from composer_automl.mad.data import default_cache_dir, load_or_generate
+from composer_automl.mad.evaluate import MADConfig, evaluate_pattern, run_schedule
+from composer_automl.mad.tasks import RecallSetting
+from composer_automl.paths import group_dir
+from composer_automl.rungs import RungResult, SearchWidth, load_rung, rung_from_mapping
+
+TINY_WIDTH = SearchWidth(d_model=32, n_heads=4, n_kv_heads=2, ffn_hidden=64)
+
+
+def tiny_config(tmp_path: Path, **changes) -> MADConfig:
+    base = dict(
+        tasks=["compression", "memorization"],
+        overrides={"compression": {"seq_len": 8}, "memorization": {"vocab_size": 17, "seq_len": 8}},
+        batch_size=8,
+        max_steps=4,
+        train_examples_scale=0.002,  # compression 12,800 → 26 examples, memorization 256 → 1
+        num_test_examples=16,
+        evals_per_run=2,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    return MADConfig(**{**base, **changes})
+
+
+def test_evaluate_pattern_scores_logs_and_is_deterministic(tmp_path):
+    """Two runs with one seed give equal accuracies; results JSON and TensorBoard val/acc are written per setting."""
+    config = tiny_config(tmp_path)
+    lines: list[str] = []
+    first = evaluate_pattern("AM", config, TINY_WIDTH, tmp_path / "a", seed=3, log=lines.append)
+    second = evaluate_pattern("AM", config, TINY_WIDTH, tmp_path / "b", seed=3, log=lambda _: None)
+    assert [r.accuracy for r in first.runs] == [r.accuracy for r in second.runs]
+    assert list(first.task_scores) == ["compression", "memorization"]
+    assert first.score == pytest.approx(np.mean(list(first.task_scores.values())))
+    assert all(0.0 <= acc <= 1.0 for acc in first.task_scores.values()) and first.wall_time_s > 0
+    assert len(lines) == 2 and "compression base" in lines[0] and "acc=" in lines[0]
+    saved = json.loads((tmp_path / "a" / "mad_results.json").read_text())
+    assert saved["pattern"] == "AM" and saved["mad_score"] == pytest.approx(first.score)
+    run_dir = tmp_path / "a" / "compression" / "base-lr0.001-wd0"
+    events = EventAccumulator(str(run_dir)).Reload()
+    accs = [e.value for e in events.Scalars("val/acc")]
+    assert len(accs) == 2 and accs[-1] == pytest.approx(first.task_scores["compression"], abs=1e-6)
+
+
+def test_sweep_keeps_best_run_per_setting(tmp_path):
+    """With two learning rates each setting trains twice and its score is the better run."""
+    result = evaluate_pattern("AM", tiny_config(tmp_path, tasks=["compression"], lrs=[1e-4, 1e-2]), TINY_WIDTH,
+                              tmp_path / "out", seed=0, log=lambda _: None)
+    assert [(r.lr, r.setting) for r in result.runs] == [(1e-4, "base"), (1e-2, "base")]
+    assert result.task_scores["compression"] == max(r.accuracy for r in result.runs)
+
+
+def test_dataset_cache_written_once_and_reused(tmp_path):
+    """A setting's arrays are cached under (task, setting, seed) and read back identically; other seeds differ."""
+    setting = RecallSetting(vocab_size=16, seq_len=16, num_train_examples=10)
+    a = load_or_generate("in-context-recall", setting, 0, 5, tmp_path)
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1 and not list(tmp_path.glob(".*tmp*"))
+    mtime = files[0].stat().st_mtime_ns
+    b = load_or_generate("in-context-recall", setting, 0, 5, tmp_path)
+    assert files[0].stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(a.train_inputs, b.train_inputs)
+    np.testing.assert_array_equal(a.test_targets, b.test_targets)
+    c = load_or_generate("in-context-recall", setting, 1, 5, tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 2 and not np.array_equal(a.train_inputs, c.train_inputs)
+    assert a.train_inputs.shape == (10, 16) and a.test_inputs.shape == (5, 16)
+    assert not np.array_equal(a.train_inputs[:5], a.test_inputs), "train and test come from separate streams"
+
+
+def test_default_cache_dir_follows_environment(monkeypatch, tmp_path):
+    """The cache lives under $COMPOSER_AUTOML_MAD_CACHE, else $XDG_CACHE_HOME/composer-automl/mad."""
+    monkeypatch.delenv("COMPOSER_AUTOML_MAD_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "composer-automl" / "mad"
+    monkeypatch.setenv("COMPOSER_AUTOML_MAD_CACHE", str(tmp_path / "x"))
+    assert default_cache_dir() == tmp_path / "x"
+
+
+def test_run_schedule_epochs_steps_and_eval_intervals():
+    """Steps = min(max_steps, epochs × batches), rounded up to whole evaluation intervals."""
+    config = MADConfig(batch_size=10, max_steps=1000, epochs=3, evals_per_run=4)
+    assert run_schedule(95, config) == (32, 8)  # 3 epochs × 10 batches = 30 → 4 evals of 8 steps
+    assert run_schedule(10_000, MADConfig(max_steps=50, evals_per_run=5)) == (50, 10)
+
+
+def test_rung_returns_plain_floats(tmp_path):
+    """The mad rung returns loss = 1 − MAD score and plain-float metrics per task plus mad_score."""
+    data = dict(kind="mad", **{k: v for k, v in vars(tiny_config(tmp_path, tasks=["compression"])).items()})
+    rung = rung_from_mapping("tiny", data)
+    result = rung(__import__("composer_automl.patterns", fromlist=["Pattern"]).Pattern.parse("MA"),
+                  TINY_WIDTH, tmp_path / "rung", 0)
+    assert isinstance(result, RungResult)
+    assert set(result.metrics) == {"compression", "mad_score"}
+    assert all(type(v) is float for v in [result.loss, result.wall_time_s, *result.metrics.values()])
+    assert result.loss == pytest.approx(1 - result.metrics["mad_score"])
+
+
+@pytest.mark.parametrize("name", ["mad-quick", "mad-standard", "mad-full"])
+def test_shipped_mad_rungs_validate(name):
+    """Every shipped mad rung loads through load_rung with kind mad; quick < standard < full in runs."""
+    rung = load_rung(name)
+    assert rung.kind == "mad" and isinstance(rung.config, MADConfig)
+    assert yaml.safe_load((group_dir("fidelity") / f"{name}.yaml").read_text())["kind"] == "mad"
+    runs = len(rung.config.settings()) * len(rung.config.lrs) * len(rung.config.weight_decays)
+    assert runs == {"mad-quick": 6, "mad-standard": 12, "mad-full": 396}[name]
+
+
+@pytest.mark.parametrize(
+    "node, match",
+    [
+        ({"tasks": ["recall"]}, "unknown MAD task"),
+        ({"tasks": []}, "tasks"),
+        ({"lrs": []}, "lrs"),
+        ({"weight_decays": [-0.1]}, "weight_decays"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"overrides": {"compression": {"seq_len": 1}}}, "seq_len"),
+        ({"overrides": {"selective-copying": {"num_tokens_to_copy": 200}}}, "num_tokens_to_copy"),
+        ({"overrides": {"noisy-in-context-recall": {"vocab_size": 18}}}, "vocab_size"),
+        ({"overrides": {"compression": {"copies": 3}}}, "unknown field"),
+        ({"overrides": {"nope": {"seq_len": 3}}}, "unknown MAD task"),
+        ({"epochz": 3}, "unknown key"),
+    ],
+)
+def test_bad_rung_config_is_one_config_error(node, match):
+    """Unknown tasks/keys and impossible settings fail while loading the config, before any training."""
+    with pytest.raises(ConfigError, match=match):
+        to_dataclass(MADConfig, node, "fidelity test")
+
+
+def test_mad_command_rejects_non_mad_rung():
+    """The mad command refuses a fidelity option whose kind is not mad, naming the mad rungs."""
+    with pytest.raises(ConfigError, match="kind: mad"):
+        load_mad_rung("pretrain-tiny", {"kind": "pretrain", "steps": 3})
+    with pytest.raises(ConfigError, match="kind=None"):
+        load_mad_rung("ladder", {"rungs": ["mad-quick"]})
+
+
+def test_attention_solves_recall_far_better_than_mlp_only(tmp_path):
+    """Signal: at a small budget a pattern with attention beats the MLP-only pattern on in-context recall."""
+    config = MADConfig(
+        tasks=["in-context-recall"], overrides={"in-context-recall": {"seq_len": 32}}, lrs=[3e-3],
+        batch_size=32, max_steps=80, train_examples_scale=0.1, num_test_examples=128, evals_per_run=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    width = SearchWidth(d_model=32, n_heads=2, n_kv_heads=1, ffn_hidden=64)
+    attn = evaluate_pattern("AMAM", config, width, tmp_path / "a", seed=0, log=lambda _: None).score
+    mlp = evaluate_pattern("MMMM", config, width, tmp_path / "m", seed=0, log=lambda _: None).score
+    assert mlp < 0.2  # MLP-only sees one token at a time: chance over 8 values
+    print(f"recall accuracy: attention {attn:.3f}, mlp-only {mlp:.3f}")
+    assert attn > mlp + 0.15, (attn, mlp)
