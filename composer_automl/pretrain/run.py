@@ -110,9 +110,9 @@ def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: i
     valid_loader = DataLoader(data.valid, batch_size=cfg.batch_size)
     throughput = TokensPerSecond()
     with warnings.catch_warnings(), _quiet_lightning(not cfg.progress_bar), _cpu_threads(cfg):
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")  # windows are memory-mapped reads
+        warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")  # by design: we validate after fit
         trainer = build_trainer(cfg, out_dir, [throughput])
-        warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
         trainer.fit(module, train_loader, valid_loader if cfg.eval_every_steps else None)
         train_loss = float(trainer.callback_metrics["train/loss"])
         final = trainer.validate(module, valid_loader, verbose=False)[0]
