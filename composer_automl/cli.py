@@ -13,9 +13,14 @@ import sys
 from typing import Any, Callable
 
 import hydra
-from omegaconf import DictConfig
+from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
 
 from composer_automl.config import ConfigError
+from composer_automl.paths import CONFIG_DIR
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("composer_automl.search.command", "run multi-fidelity architecture search (BOHB)"),
@@ -65,9 +70,48 @@ def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: lis
             sys.exit(2)
 
     guarded.__module__ = __name__  # config_path below resolves relative to this module
+    try:
+        check_overrides(config_name, get_args_parser().parse_args(argv).overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     saved = sys.argv
     sys.argv = [f"composer-automl {config_name}", *argv]
     try:
         hydra.main(config_path="conf", config_name=config_name, version_base="1.3")(guarded)()
     finally:
         sys.argv = saved
+
+
+def check_overrides(config_name: str, overrides: list[str]) -> None:
+    """Compose ``conf/<config_name>.yaml`` with ``overrides`` one at a time.
+
+    The first override Hydra rejects becomes one :class:`ConfigError` line: an
+    unknown key names the keys allowed at that level, an unknown group option
+    the shipped options. ``hydra.*`` overrides are Hydra's own and pass through.
+    """
+    ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name=config_name):
+        accepted: list[str] = []
+        for override in ours:
+            try:
+                compose(config_name, overrides=[*accepted, override])
+            except HydraException as err:
+                raise ConfigError(_override_error(config_name, accepted, override, err)) from None
+            accepted.append(override)
+
+
+def _override_error(config_name: str, accepted: list[str], override: str, err: Exception) -> str:
+    where = f"composer-automl {config_name}"
+    try:
+        key = OverridesParser.create().parse_override(override).key_or_group
+    except HydraException:
+        return f"cannot parse override {override!r} for {where}; write key=value"
+    base = compose(config_name, overrides=accepted)
+    parent_path, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(base, parent_path) if parent_path else base
+    if isinstance(parent, DictConfig) and leaf not in parent and "Could not override" in str(err):
+        level = f"under {parent_path!r}" if parent_path else "at the top level"
+        return f"unknown config key {key!r} for {where}; keys {level}: {sorted(parent.keys())}"
+    message = str(err).split("Config search path:")[0]
+    return f"{override!r} for {where}: " + " ".join(message.split())

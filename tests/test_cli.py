@@ -1,0 +1,86 @@
+"""The composer-automl console script."""
+
+import subprocess
+import sys
+
+import pytest
+
+from composer_automl import cli
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "composer_automl", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_unknown_subcommand_exits_2_with_allowed_list(capsys):
+    """An unknown subcommand prints one error line naming the allowed subcommands."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serach"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "unknown subcommand 'serach'" in err[0] and "'search'" in err[0] and "'train'" in err[0]
+
+
+def test_help_lists_every_subcommand(capsys):
+    """--help lists all subcommands and exits 0."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("search", "worker", "mad", "pretrain", "aggregate", "extrapolate", "train", "data"):
+        assert f"  {name}" in out
+
+
+def test_every_subcommand_module_defines_main():
+    """Each registered subcommand resolves to a module with a main(argv)."""
+    import importlib
+
+    for name, (module, _) in cli.COMMANDS.items():
+        assert callable(importlib.import_module(module).main), name
+
+
+def test_console_script_runs_as_module():
+    """python -m composer_automl behaves like the console script."""
+    result = run_cli("bogus")
+    assert result.returncode == 2
+    assert "unknown subcommand 'bogus'" in result.stderr
+
+
+def run_main(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(list(argv))
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("argv", [[name] for name in cli.COMMANDS if name != "data"] + [["data", "prepare"]])
+def test_every_subcommand_composes_its_shipped_config(capsys, argv):
+    """`--cfg job` composes each subcommand's primary config (with its shipped group defaults)."""
+    code, out, _ = run_main(capsys, *argv, "--cfg", "job")
+    assert code == 0
+    assert out.strip(), argv
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["search", "bogus=1"], "unknown config key 'bogus' for composer-automl search; keys at the top level: ['fidelity', 'resume', 'search', 'search_space']"),
+        (["search", "search.n_worker=2"], "unknown config key 'search.n_worker' for composer-automl search; keys under 'search': ["),
+        (["mad", "fidelity=mad-nope"], "'fidelity=mad-nope' for composer-automl mad: In 'mad': Could not find 'fidelity/mad-nope' Available options in 'fidelity': default mad-full"),
+        (["extrapolate", "pattern=AM", "targt=1B"], "unknown config key 'targt' for composer-automl extrapolate"),
+        (["train", "search_space=one-shot-6"], "unknown config key 'search_space' for composer-automl train"),
+        (["search", "search.optimizer"], "cannot parse override 'search.optimizer'"),
+    ],
+)
+def test_bad_overrides_give_one_error_line_before_any_work(capsys, tmp_path, monkeypatch, argv, expected):
+    """A wrong key, group option or malformed override exits 2 with one line, writing nothing."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert expected in err
+    assert list(tmp_path.iterdir()) == []
