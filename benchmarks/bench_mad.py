@@ -1,0 +1,98 @@
+"""MAD rung cost and fidelity: wall time of one evaluation, and quick-vs-standard rank agreement.
+
+Prints ``name: value`` lines:
+- ``mad_quick_wall_s`` / ``mad_standard_wall_s``: one evaluation of a 6-layer pattern
+  (AMMAMM) at the search width, with ``--threads`` torch threads, and each ratio to
+  the 60 s target (``*_ratio_to_60s_target``, < 1 is within target) measured in the same run.
+- ``spearman_quick_vs_standard``: rank agreement of the MAD scores of ``--patterns``
+  (8 fixed 6-layer patterns by default) under mad-quick and mad-standard.
+
+Patterns are evaluated in ``--jobs`` worker processes (each ``--threads`` threads);
+datasets are generated once into a private cache first, so timings are training only.
+
+    python benchmarks/bench_mad.py            # ~8 quick + 8 standard evaluations
+    python benchmarks/bench_mad.py --quick    # wall times only, no rank agreement
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_S = 60.0
+PATTERNS = ["AMAMAM", "AAMMMM", "MMMMAA", "AMMAMM", "MMMMMM", "AAAAAA", "MAMAMA", "AMMMMA"]
+
+
+def evaluate(args: tuple[str, str, int, str, str]) -> tuple[str, str, float, float]:
+    """(rung, pattern) → (rung, pattern, MAD score, wall seconds), in a worker process."""
+    rung_name, pattern, threads, out_root, cache = args
+    os.environ["COMPOSER_AUTOML_MAD_CACHE"] = cache
+    import torch
+
+    torch.set_num_threads(threads)
+    from composer_automl.patterns import Pattern
+    from composer_automl.rungs import SearchWidth, load_rung
+
+    rung = load_rung(rung_name)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):  # per-run progress lines; stdout keeps the figures
+        result = rung(Pattern.parse(pattern), SearchWidth(), Path(out_root) / rung_name / pattern, 0)
+    return rung_name, pattern, result.metrics["mad_score"], time.perf_counter() - start
+
+
+def warm_cache(rung_names: list[str], cache: str) -> None:
+    """Generate every dataset the rungs need (not part of any timing)."""
+    os.environ["COMPOSER_AUTOML_MAD_CACHE"] = cache
+    from composer_automl.mad.data import load_or_generate
+    from composer_automl.rungs import load_rung
+
+    for name in rung_names:
+        config = load_rung(name).config
+        for sid in config.settings():
+            load_or_generate(sid.task, sid.setting, 0, config.num_test_examples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="wall times of AMMAMM only, no rank agreement")
+    parser.add_argument("--patterns", default=",".join(PATTERNS), help="comma-separated 6-layer patterns")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per evaluation")
+    parser.add_argument("--jobs", type=int, default=2, help="evaluations in parallel (processes)")
+    args = parser.parse_args()
+
+    rungs = ["mad-quick", "mad-standard"]
+    patterns = ["AMMAMM"] if args.quick else args.patterns.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = str(Path(tmp) / "cache")
+        warm_cache(rungs, cache)
+        # the timed evaluation of AMMAMM runs alone (no parallel neighbour) for a clean wall time
+        timed = {rung: evaluate((rung, "AMMAMM", args.threads, tmp, cache)) for rung in rungs}
+        for rung in rungs:
+            wall = timed[rung][3]
+            key = rung.replace("-", "_")
+            print(f"{key}_wall_s: {wall:.1f}", flush=True)
+            print(f"{key}_ratio_to_60s_target: {wall / TARGET_S:.2f}", flush=True)
+        print(f"standard_over_quick_wall_ratio: {timed['mad-standard'][3] / timed['mad-quick'][3]:.2f}")
+        if args.quick:
+            return
+        jobs = [(rung, p, args.threads, tmp, cache) for rung in rungs for p in patterns if p != "AMMAMM"]
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            results = list(timed.values()) + pool.map(evaluate, jobs, chunksize=1)
+    scores = {(rung, pattern): score for rung, pattern, score, _ in results}
+    for pattern in patterns:
+        print(f"score_{pattern}: quick={scores['mad-quick', pattern]:.3f} "
+              f"standard={scores['mad-standard', pattern]:.3f}")
+    from scipy.stats import spearmanr
+
+    rho = spearmanr([scores["mad-quick", p] for p in patterns], [scores["mad-standard", p] for p in patterns])
+    print(f"spearman_quick_vs_standard: {rho.statistic:.3f}")
+
+
+if __name__ == "__main__":
+    main()
