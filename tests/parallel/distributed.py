@@ -29,7 +29,7 @@ def _entry(rank: int, fn: Callable, world_size: int, port: int, results: Any, ar
         dist.destroy_process_group()
 
 
-def run_world(fn: Callable, world_size: int, *args: Any, timeout: float = 50.0) -> list[Any]:
+def run_world(fn: Callable, world_size: int, *args: Any, timeout: float = 110.0) -> list[Any]:
     """Run ``fn(rank, world_size, *args)`` in ``world_size`` spawned gloo processes; return their results."""
     manager = mp.Manager()
     results = manager.dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from composer_automl.lightning_module import IGNORE_INDEX, next_token_loss
@@ -49,6 +50,7 @@ def _tp_worker(rank: int, world: int, cases: list) -> list[tuple[float, dict, di
     return out
 
 
+@pytest.mark.timeout(150)
 def test_tp2_loss_and_gradients_match_single_device():
     """Same weights and batch: TP=2 loss equals HybridLM's (fp32 tolerance) on both ranks, the
     gathered gradients equal HybridLM's, and the weights map back unchanged."""

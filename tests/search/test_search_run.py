@@ -112,7 +112,7 @@ def _cli(args, env=None):
                             env={**os.environ, **(env or {})}, start_new_session=True)
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(150)
 def test_kill_then_resume_runs_no_finished_trial_again(tmp_path):
     """SIGKILL mid-search, then resume=RUN_DIR: finished trials are replayed, not re-run; the count is right."""
     run_dir = tmp_path / "run"

@@ -41,6 +41,7 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[str]:
     return outputs
 
 
+@pytest.mark.timeout(150)
 def test_two_node_torchrun_trains_tp2(tmp_path):
     """`torchrun --nnodes 2` (one process per "node", gloo) runs `composer-automl train` with TP=2
     across the nodes: 4 optimizer steps finish and a TP-sharded checkpoint (2 shards) is written."""
@@ -50,7 +51,7 @@ def test_two_node_torchrun_trains_tp2(tmp_path):
             "trainer.accelerator=cpu", "trainer.num_nodes=2", "trainer.devices=1", "parallel.tp=2",
             "trainer.max_steps=4", "trainer.seq_len=32", "trainer.micro_batch_size=2", "trainer.log_every=1",
             "trainer.val_every=2", "trainer.val_batches=1", "trainer.ckpt_every=4"]
-    wait_all([torchrun(rank, 2, 1, port, args) for rank in (0, 1)], timeout=55)
+    wait_all([torchrun(rank, 2, 1, port, args) for rank in (0, 1)], timeout=110)
     ckpt = tmp_path / "run" / "checkpoints" / "step_000004.ckpt"
     assert sorted(p.name for p in ckpt.iterdir()) == ["meta.json", "tp_00.pt", "tp_01.pt"]
     assert json.loads((ckpt / "meta.json").read_text())["tp"] == 2
