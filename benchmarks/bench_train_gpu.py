@@ -69,7 +69,7 @@ def main() -> None:
     from composer_automl.parallel.state import init_model_parallel
     from composer_automl.patterns import Pattern
     from composer_automl.presets import get_preset
-    from composer_automl.train.throughput import device_peak_flops
+    from composer_automl.throughput import device_peak_flops
 
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29511")

@@ -20,7 +20,7 @@ from composer_automl.data.prepare import PreparedData, prepare
 from composer_automl.data.windows import TokenWindows
 from composer_automl.lightning_module import HybridLMModule, OptimConfig
 from composer_automl.pretrain.config import PretrainConfig
-from composer_automl.pretrain.throughput import TokensPerSecond
+from composer_automl.throughput import TokenThroughput
 from composer_automl.spec import ModelSpec
 
 TENSORBOARD_DIR = "tensorboard"
@@ -108,7 +108,7 @@ def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: i
     train_loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                               generator=torch.Generator().manual_seed(seed))
     valid_loader = DataLoader(data.valid, batch_size=cfg.batch_size)
-    throughput = TokensPerSecond()
+    throughput = TokenThroughput(cfg.batch_size * cfg.seq_len, spec.flops_per_token(cfg.seq_len), window=cfg.log_every_n_steps)
     with warnings.catch_warnings(), _quiet_lightning(not cfg.progress_bar), _cpu_threads(cfg):
         warnings.filterwarnings("ignore", ".*does not have many workers.*")  # windows are memory-mapped reads
         warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")  # by design: we validate after fit
@@ -121,7 +121,7 @@ def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: i
         "val_ppl": float(final["val/ppl"]),
         "val_acc": float(final["val/acc"]),
         "train_loss": train_loss,
-        "tokens_per_s": float(throughput.tokens / throughput.seconds) if throughput.seconds else 0.0,
+        "tokens_per_s": throughput.tokens_per_s,
         "train_tokens": float(throughput.tokens),
         "train_steps": float(trainer.global_step),
         "valid_tokens": float(len(data.valid) * cfg.seq_len),

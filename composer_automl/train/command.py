@@ -92,7 +92,7 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
     from composer_automl.parallel.strategy import MegatronDDPStrategy
     from composer_automl.train.data import WindowData
     from composer_automl.train.module import ParallelLMModule
-    from composer_automl.train.throughput import TokenThroughput
+    from composer_automl.throughput import TokenThroughput
 
     c, t = p.config, p.config.trainer
     L.seed_everything(c.seed, workers=True)

@@ -33,13 +33,13 @@ def test_training_lowers_validation_loss_and_same_seed_gives_same_loss(make_conf
 
 
 def test_tensorboard_event_files_hold_losses_and_throughput(make_config, tmp_path):
-    """The run writes TensorBoard events with train/loss, train/tokens_per_s and val/loss."""
+    """The run writes TensorBoard events with train/loss, perf/tokens_per_s and val/loss."""
     evaluate(PATTERN, make_config(steps=6), TEST_WIDTH, tmp_path, seed=1)
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"train/loss", "train/tokens_per_s", "val/loss"} <= tags
-    assert all(e.value > 0 for e in events.Scalars("train/tokens_per_s"))
+    assert {"train/loss", "perf/tokens_per_s", "val/loss"} <= tags
+    assert all(e.value > 0 for e in events.Scalars("perf/tokens_per_s"))
 
 
 def test_held_out_tokens_are_the_same_for_every_trial(make_config):

@@ -10,7 +10,6 @@ from composer_automl.paths import CONFIG_DIR, group_options
 from composer_automl.presets import get_preset
 from composer_automl.train.config import TrainConfig
 from composer_automl.train.data import StepBatchSampler
-from composer_automl.train.throughput import device_peak_flops
 
 EXPECTED = {"1x8_tp8": (1, 8, 8), "1x8_tp2_dp4": (1, 8, 2), "4x8_tp8": (4, 8, 8)}
 
@@ -36,11 +35,3 @@ def test_step_sampler_shards_by_dp_rank_and_resumes_at_any_step():
     expected = [next(uninterrupted) for _ in range(20)][7:]
     resumed = iter(StepBatchSampler(64, 4, 1, 2, seed=3, start_step=7))
     assert [next(resumed) for _ in range(13)] == expected
-
-
-def test_peak_flops_table():
-    """H100/H200 are 989 TFLOP/s bf16 dense, A100 312; unknown devices have no peak."""
-    assert device_peak_flops("NVIDIA H100 80GB HBM3") == 989e12
-    assert device_peak_flops("NVIDIA H200") == 989e12
-    assert device_peak_flops("NVIDIA A100-SXM4-80GB") == 312e12
-    assert device_peak_flops("NVIDIA GeForce RTX 3090") is None
