@@ -31,6 +31,8 @@ class PretrainConfig:
     weight_decay: float = 0.1
     warmup_steps: int = 10
     min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    """Clip the gradient L2 norm to this (0 = off); tiny models at high lr spike without it."""
     eval_every_steps: int = 0
     """Also validate every this many steps (0: only at the end)."""
     accelerator: str = "cpu"
@@ -54,8 +56,9 @@ class PretrainConfig:
                 raise ConfigError(f"pretrain.{name}={getattr(self, name)} must be a positive integer")
         if self.valid_tokens < self.seq_len:
             raise ConfigError(f"pretrain.valid_tokens={self.valid_tokens} must be ≥ seq_len={self.seq_len}")
-        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ConfigError("pretrain: need lr > 0, weight_decay ≥ 0, warmup_steps ≥ 0, 0 ≤ min_lr_ratio ≤ 1")
+        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1 \
+                or self.grad_clip < 0:
+            raise ConfigError("pretrain: need lr > 0, weight_decay ≥ 0, warmup_steps ≥ 0, 0 ≤ min_lr_ratio ≤ 1, grad_clip ≥ 0")
         if self.cpu_threads < 0:
             raise ConfigError(f"pretrain.cpu_threads={self.cpu_threads} must be ≥ 0")
         if self.eval_every_steps < 0:

@@ -71,6 +71,7 @@ def build_trainer(cfg: PretrainConfig, out_dir: Path, callbacks: list[L.Callback
         precision=cfg.precision,
         max_steps=cfg.max_steps,
         max_epochs=-1,
+        gradient_clip_val=cfg.grad_clip or None,
         val_check_interval=cfg.eval_every_steps if periodic_eval else None,
         check_val_every_n_epoch=None if periodic_eval else 1,
         num_sanity_val_steps=0,
