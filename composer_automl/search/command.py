@@ -3,6 +3,12 @@
 Every input — search space, fidelity ladder, settings — is validated before the
 nameserver starts or any file is written. ``resume=RUN_DIR`` continues a killed
 search with the space, ladder and search-defining settings saved in that directory.
+
+Exit status: 0 when the search finished (``summary.json`` written); 2 for an
+invalid input (one ``error:`` line); 1 when it stopped without workers; 130
+(128 + SIGINT, the shell convention) on Ctrl-C. In the last two cases the master
+has stopped its workers and nameserver, ``trials.jsonl`` holds every finished
+trial, no ``summary.json`` is written, and ``resume=RUN_DIR`` continues the run.
 """
 
 from __future__ import annotations
@@ -18,7 +24,14 @@ from omegaconf import DictConfig, OmegaConf
 from composer_automl.cli import run_hydra_app
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.search.ladder import ladder_from_mapping
-from composer_automl.search.run import RUN_FILE, SearchSettings, default_run_dir, prepare_run_dir, run_search
+from composer_automl.search.run import (
+    RUN_FILE,
+    SearchAborted,
+    SearchSettings,
+    default_run_dir,
+    prepare_run_dir,
+    run_search,
+)
 from composer_automl.search.spaces import space_from_mapping
 
 OPERATIONAL = ("n_workers", "min_workers", "threads_per_worker", "host", "port", "secret",
@@ -48,9 +61,13 @@ def task(cfg: DictConfig) -> None:
         settings = dataclasses.replace(settings, run_dir=str(run_dir))
     try:
         run_search(settings, space, ladder, run_dir, resume=bool(cfg.resume))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except SearchAborted as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 def main(argv: list[str]) -> None:
-    run_hydra_app("search", task, argv)
+    try:
+        run_hydra_app("search", task, argv)
+    except KeyboardInterrupt:  # run_search has printed where the run is and how to resume it
+        sys.exit(130)

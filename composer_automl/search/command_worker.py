@@ -2,11 +2,17 @@
 
 The search space and fidelity ladder come from the master. In network mode the
 shared secret must match the master's (``$COMPOSER_AUTOML_SECRET`` or ``secret=``).
+
+Exit status: 0 when the master finished the search (and shut this worker down);
+2 with one ``error:`` line for invalid input, a search that does not appear
+within ``wait_s``, or a wrong secret; 130 on Ctrl-C (the master records the
+trial this worker was running as failed and goes on with its other workers).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 
 from omegaconf import DictConfig
@@ -46,8 +52,14 @@ class WorkerConfig:
 def task(cfg: DictConfig) -> None:
     wc = to_dataclass(WorkerConfig, cfg, "worker")
     logging.getLogger("hpbandster").setLevel(logging.WARNING)
-    serve(wc.nameserver, wc.run_id, wc.secret, wc.threads, wc.out_dir, wc.host, wait_s=wc.wait_s)
+    if not serve(wc.nameserver, wc.run_id, wc.secret, wc.threads, wc.out_dir, wc.host, wait_s=wc.wait_s):
+        raise KeyboardInterrupt  # Pyro's request loop swallowed the Ctrl-C
+    print(f"search {wc.run_id} finished; worker exits", flush=True)
 
 
 def main(argv: list[str]) -> None:
-    run_hydra_app("worker", task, argv)
+    try:
+        run_hydra_app("worker", task, argv)
+    except KeyboardInterrupt:
+        print("\ninterrupted: worker left the search", flush=True)
+        sys.exit(130)

@@ -172,6 +172,7 @@ class MasterHooks:
             wall_time_s=wall,
             error=error,
             elapsed_s=self.elapsed_offset + (time.time() - self.t0),
+            worker=_short_worker_name(job.worker_name),
         )
 
     def _progress(self, r: TrialRecord, replayed: bool) -> None:
@@ -206,6 +207,11 @@ class MasterHooks:
         """Stop the watchdog (safe before setup_hooks)."""
         if hasattr(self, "_stop"):
             self._stop.set()
+
+
+def _short_worker_name(name: str | None) -> str | None:
+    """``hpbandster.run_ID.worker.HOST.PID[.INDEX]`` → ``HOST.PID[.INDEX]``."""
+    return name.split(".worker.", 1)[-1] if name else None
 
 
 def _span(job) -> float:

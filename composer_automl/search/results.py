@@ -43,6 +43,8 @@ class TrialRecord:
     """Traceback or reason when failed."""
     elapsed_s: float = 0.0
     """Seconds since the search first started when this trial finished (resumes continue the clock)."""
+    worker: str | None = None
+    """Worker that ran it, ``HOST.PID`` (local workers: ``HOST.PID.INDEX``); None if unknown."""
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "failed"):

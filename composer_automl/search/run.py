@@ -160,6 +160,10 @@ class LocalWorkers:
                 return
 
 
+class SearchAborted(RuntimeError):
+    """The search cannot go on (no workers); its run directory stays resumable."""
+
+
 def default_run_dir() -> Path:
     return Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
 
@@ -272,14 +276,19 @@ def run_search(
               flush=True)
         if settings.n_workers:
             workers = LocalWorkers(settings.n_workers, address, run_id, threads, secret, run_dir / "logs")
+        else:
+            print(f"no local workers (search.n_workers=0): waiting up to {settings.worker_wait_s:g} s for "
+                  f"{min_workers} remote worker(s) to join; start each with the command above"
+                  + (" and the same secret" if secret else ""), flush=True)
         from composer_automl.search.tensorboard import SearchBoard  # imports torch: while workers start
 
         board = SearchBoard(run_dir)
         master.setup_hooks(space, ladder, str(run_dir), replay, n_planned, offset, board.add,
                            settings.trial_timeout_s, lambda name: bool(workers and workers.kill_by_name(name)))
         _run_master(master, settings, min_workers, workers)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished trials are in {run_dir}; continue with: "
+    except (KeyboardInterrupt, SearchAborted) as err:
+        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"stopped: {err}"
+        print(f"\n{reason}; finished trials are in {run_dir}; continue with: "
               f"composer-automl search resume={run_dir}", flush=True)
         raise
     finally:
@@ -319,9 +328,9 @@ def _run_master(master, settings: SearchSettings, min_workers: int, workers: Loc
         thread.join(0.2)
         waiting = master.time_ref is None
         if waiting and time.monotonic() - started > settings.worker_wait_s:
-            raise RuntimeError(f"fewer than {min_workers} worker(s) joined within {settings.worker_wait_s:g} s")
+            raise SearchAborted(f"fewer than {min_workers} worker(s) joined within {settings.worker_wait_s:g} s")
         if workers is not None and workers.alive() == 0 and workers.restarts_left <= 0:
-            raise RuntimeError("every local worker died; see the worker logs in the run directory")
+            raise SearchAborted("every local worker died; see the worker logs in the run directory")
     if error:
         raise error[0]
 

@@ -74,6 +74,13 @@ class TrialWorker(Worker):
 
     @Pyro4.expose
     @Pyro4.oneway
+    def shutdown(self):
+        """The master ends the search: stop serving (``serve`` then returns)."""
+        self.shut_down_by_master = True
+        super().shutdown()
+
+    @Pyro4.expose
+    @Pyro4.oneway
     def start_computation(self, callback, id, *args, **kwargs):
         # hpbandster runs this oneway: an error reporting the result would vanish (logged
         # at DEBUG by Pyro) and the master would wait forever. Surface it.
@@ -97,13 +104,25 @@ def fetch_spec(ns_host: str, ns_port: int, run_id: str, wait_s: float = 60.0) ->
                 return json.loads(next(iter(metadata)))
         except Pyro4.errors.PyroError as err:
             last_error = err
-            if isinstance(err, Pyro4.errors.SecurityError):
-                break
+            if isinstance(err, Pyro4.errors.SecurityError) or _hmac_refused(err):
+                raise ConfigError(
+                    f"nameserver {ns_host}:{ns_port} refused this worker: the shared secret is missing or wrong "
+                    f"(set ${transport.SECRET_ENV} or secret= to the master's)"
+                ) from None
         time.sleep(0.5)
     raise ConfigError(
-        f"no search {run_id!r} at nameserver {ns_host}:{ns_port} within {wait_s:.0f} s"
+        f"no search {run_id!r} at nameserver {ns_host}:{ns_port} within {wait_s:g} s"
         + (f" ({type(last_error).__name__}: {last_error}; is the secret right?)" if last_error else "")
     )
+
+
+def _hmac_refused(err: BaseException) -> bool:
+    """Whether a Pyro error (or its cause) is the HMAC handshake failing: a missing or wrong secret."""
+    while err is not None:
+        if "hmac" in str(err).lower():
+            return True
+        err = err.__cause__
+    return False
 
 
 def serve(
@@ -115,8 +134,12 @@ def serve(
     host: str | None = None,
     worker_id: str | None = None,
     wait_s: float = 60.0,
-) -> None:
-    """Join search ``run_id`` at ``nameserver`` (``HOST:PORT``) and evaluate trials until shut down."""
+) -> bool:
+    """Join search ``run_id`` at ``nameserver`` (``HOST:PORT``) and evaluate trials until shut down.
+
+    Returns True when the master ended the search, False when serving stopped otherwise
+    (Pyro's request loop ends quietly on Ctrl-C).
+    """
     ns_host, ns_port = transport.parse_address(nameserver, "nameserver")
     secret = transport.resolve_secret(secret)
     bind = host or transport.local_address_towards(ns_host)
@@ -141,7 +164,13 @@ def serve(
         id=worker_id,
     )
     log.info("worker %s joined search %s at %s:%d", worker.worker_id, run_id, ns_host, ns_port)
-    worker.run(background=False)
+    try:
+        worker.run(background=False)
+    except Pyro4.errors.PyroError:
+        # After its shutdown call the master stops the nameserver too: unregistering may fail.
+        if not getattr(worker, "shut_down_by_master", False):
+            raise
+    return getattr(worker, "shut_down_by_master", False)
 
 
 def _exit_with_parent(parent_pid: int) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +44,7 @@ def test_bohb_with_two_workers_and_secret(tmp_path, capsys):
     assert len(records) == planned_trials("bohb", ladder, 3) == 20
     assert all(r.status == "ok" and len(r.pattern) == 6 for r in records)
     assert len({r.trial_id for r in records}) == 20
+    assert {r.worker.rsplit(".", 1)[1] for r in records} <= {"0", "1"}  # HOST.PID.INDEX of a local worker
     assert len(read_configs(run_dir)) == 9 + 3 + 3  # configurations sampled per bracket
     saved = json.loads((run_dir / "summary.json").read_text())
     assert saved["best_pattern"] == min((r for r in records if r.budget == 9.0), key=lambda r: r.loss).pattern
@@ -136,4 +139,71 @@ def test_kill_then_resume_runs_no_finished_trial_again(tmp_path):
     assert len(ids) == len(set(ids)) == 20  # every planned trial exactly once
     assert after[: len(before)] == before
     assert out.count("(from the log)") == len(before)
+    assert json.loads((run_dir / "summary.json").read_text())["n_trials"] == 20
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the live children of ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie left to an init that does not reap counts as gone)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker processes through /proc")
+@pytest.mark.timeout(150)
+def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(tmp_path):
+    """SIGINT to the search's process group (a terminal's Ctrl-C) exits 130 within seconds with a resume hint;
+    its workers and nameserver are gone, trials.jsonl parses, no summary.json; resume runs every trial once."""
+    run_dir = tmp_path / "run"
+    slow = [f"+fidelity.rungs.{i}.overrides.sleep_s=0.15" for i in range(3)]
+    proc = _cli([f"search.run_dir={run_dir}", "search.n_workers=2", "search.n_iterations=3",
+                 "fidelity=simulated-ladder", *slow])
+    deadline = time.monotonic() + 60
+    while len(read_trials(run_dir)) < 5 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[0]
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+
+    os.killpg(proc.pid, signal.SIGINT)
+    sent = time.monotonic()
+    out, _ = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 15, "Ctrl-C took too long"
+    assert proc.returncode == 130, out
+    assert f"interrupted; finished trials are in {run_dir}; continue with: composer-automl search resume={run_dir}" in out
+    assert "Traceback" not in out
+    address = re.search(r"nameserver (\S+):(\d+);", out)
+    assert address, out
+    with pytest.raises(ProcessLookupError):  # nothing left in the search's process group
+        os.killpg(proc.pid, 0)
+    assert not [pid for pid in workers if _alive(pid)]  # workers have their own sessions: checked by pid
+    with pytest.raises(OSError):  # the nameserver (a thread of the master) no longer listens
+        socket.create_connection((address[1], int(address[2])), timeout=2).close()
+    assert not (run_dir / "summary.json").exists()
+    lines = (run_dir / "trials.jsonl").read_text().splitlines()
+    assert all(json.loads(line) for line in lines)
+    before = read_trials(run_dir)
+    assert 5 <= len(before) < 20
+
+    resumed = _cli([f"resume={run_dir}", "search.n_workers=2"])
+    out, _ = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, out
+    after = read_trials(run_dir)
+    ids = [r.trial_id for r in after]
+    assert len(ids) == len(set(ids)) == planned_trials("bohb", load_ladder("simulated-ladder"), 3) == 20
+    assert after[: len(before)] == before
     assert json.loads((run_dir / "summary.json").read_text())["n_trials"] == 20
