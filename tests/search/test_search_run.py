@@ -184,7 +184,8 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(tmp_path):
     out, _ = proc.communicate(timeout=30)
     assert time.monotonic() - sent < 15, "Ctrl-C took too long"
     assert proc.returncode == 130, out
-    assert f"interrupted; finished trials are in {run_dir}; continue with: composer-automl search resume={run_dir}" in out
+    hint = f"interrupted; finished trials are in {run_dir}; continue with: composer-automl search resume={run_dir}"
+    assert hint in out
     assert "Traceback" not in out
     address = re.search(r"nameserver (\S+):(\d+);", out)
     assert address, out
