@@ -147,7 +147,7 @@ def _budget_to_target(records, max_budget, optimum, target, config) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer seeds/iterations, shorter trials")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per optimizer (default 9; 3 with --quick)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per optimizer (default 11; 3 with --quick)")
     parser.add_argument("--iterations", type=int, default=None, help="iterations per anytime search (default 48)")
     parser.add_argument("--scaling-iterations", type=int, default=None, help="iterations of the scaling search (6)")
     parser.add_argument("--trial-s", type=float, default=None, help="seconds per trial when scaling (default 1)")
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")  # statsmodels/pandas chatter from BOHB's KDE
-    seeds = args.seeds or (3 if args.quick else 9)
+    seeds = args.seeds or (3 if args.quick else 11)
     iterations = args.iterations or (12 if args.quick else 48)
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_scaling:
