@@ -115,17 +115,23 @@ def _cli(args, env=None):
                             env={**os.environ, **(env or {})}, start_new_session=True)
 
 
-@pytest.mark.timeout(150)
-def test_kill_then_resume_runs_no_finished_trial_again(tmp_path):
-    """SIGKILL mid-search, then resume=RUN_DIR: finished trials are replayed, not re-run; the count is right."""
-    run_dir = tmp_path / "run"
+def _start_search_and_wait(run_dir: Path, min_trials: int) -> subprocess.Popen:
+    """A 20-trial simulated BOHB search (2 workers, 0.15 s per trial) still running after ``min_trials``."""
     slow = [f"+fidelity.rungs.{i}.overrides.sleep_s=0.15" for i in range(3)]
     proc = _cli([f"search.run_dir={run_dir}", "search.n_workers=2", "search.n_iterations=3",
                  "fidelity=simulated-ladder", *slow])
     deadline = time.monotonic() + 60
-    while len(read_trials(run_dir)) < 8 and time.monotonic() < deadline and proc.poll() is None:
+    while len(read_trials(run_dir)) < min_trials and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()[0]
+    return proc
+
+
+@pytest.mark.timeout(150)
+def test_kill_then_resume_runs_no_finished_trial_again(tmp_path):
+    """SIGKILL mid-search, then resume=RUN_DIR: finished trials are replayed, not re-run; the count is right."""
+    run_dir = tmp_path / "run"
+    proc = _start_search_and_wait(run_dir, min_trials=8)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = read_trials(run_dir)
@@ -169,13 +175,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(tmp_path):
     """SIGINT to the search's process group (a terminal's Ctrl-C) exits 130 within seconds with a resume hint;
     its workers and nameserver are gone, trials.jsonl parses, no summary.json; resume runs every trial once."""
     run_dir = tmp_path / "run"
-    slow = [f"+fidelity.rungs.{i}.overrides.sleep_s=0.15" for i in range(3)]
-    proc = _cli([f"search.run_dir={run_dir}", "search.n_workers=2", "search.n_iterations=3",
-                 "fidelity=simulated-ladder", *slow])
-    deadline = time.monotonic() + 60
-    while len(read_trials(run_dir)) < 5 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.communicate()[0]
+    proc = _start_search_and_wait(run_dir, min_trials=5)
     workers = _children(proc.pid)
     assert len(workers) == 2
 
