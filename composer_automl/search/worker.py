@@ -55,6 +55,7 @@ class TrialWorker(Worker):
     def __init__(self, space: SearchSpace, ladder: Ladder, out_root: Path, seed: int, **kwargs: Any):
         super().__init__(logger=log, **kwargs)
         self.space, self.ladder, self.out_root, self.seed = space, ladder, Path(out_root), seed
+        self.shut_down_by_master = False
 
     def compute(self, config_id, config, budget, working_directory):
         """Run the rung; NaN/inf losses and exceptions become failures (hpbandster gets the traceback)."""
@@ -168,9 +169,9 @@ def serve(
         worker.run(background=False)
     except Pyro4.errors.PyroError:
         # After its shutdown call the master stops the nameserver too: unregistering may fail.
-        if not getattr(worker, "shut_down_by_master", False):
+        if not worker.shut_down_by_master:
             raise
-    return getattr(worker, "shut_down_by_master", False)
+    return worker.shut_down_by_master
 
 
 def _exit_with_parent(parent_pid: int) -> None:
