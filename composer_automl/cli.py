@@ -24,7 +24,8 @@ from composer_automl.paths import CONFIG_DIR
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("composer_automl.search.command", "run multi-fidelity architecture search (BOHB)"),
-    "worker": ("composer_automl.search.command_worker", "join a running search as a worker"),
+    "worker": ("composer_automl.search.command_worker", "join a running search or calibration as a worker"),
+    "calibrate": ("composer_automl.calibrate.command", "measure how well a fidelity ladder's rungs rank patterns"),
     "mad": ("composer_automl.mad.command", "score a pattern on the MAD synthetic tasks"),
     "data": ("composer_automl.data.command", "tokenize a corpus into megatron indexed datasets"),
     "pretrain": ("composer_automl.pretrain.command", "small-scale pretraining of a pattern"),

@@ -71,25 +71,41 @@ class Rung:
     kind: str
     config: Any
     evaluate: Evaluate
+    cost_s: float | None = None
+    """Measured median seconds per evaluation, as stated in the rung file (None: not measured)."""
 
     def __call__(self, pattern: Pattern, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
         return self.evaluate(pattern, self.config, width, out_dir, seed)
 
 
 def rung_from_mapping(name: str, data: dict[str, Any]) -> Rung:
-    """Validate a rung mapping (with its ``kind`` key) and attach its evaluator."""
+    """Validate a rung mapping (with its ``kind`` and optional ``cost_s`` keys) and attach its evaluator."""
     data = dict(data)
     kind = choice(str(data.pop("kind", "<missing>")), RUNG_KINDS, f"fidelity {name}: kind")
+    cost_s = data.pop("cost_s", None)
+    if cost_s is not None and not (isinstance(cost_s, (int, float)) and cost_s > 0):
+        raise ConfigError(f"fidelity {name}: cost_s must be a positive number of seconds, got {cost_s!r}")
     module = importlib.import_module(RUNG_KINDS[kind])
-    return Rung(name, kind, to_dataclass(module.CONFIG, data, f"fidelity {name}"), module.evaluate)
+    config = to_dataclass(module.CONFIG, data, f"fidelity {name}")
+    return Rung(name, kind, config, module.evaluate, None if cost_s is None else float(cost_s))
+
+
+def read_rung_file(name: str) -> dict[str, Any]:
+    """The mapping of ``fidelity/<name>.yaml`` (or of a path to a YAML file); it must be a rung file."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else group_dir("fidelity") / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown rung {name!r}; shipped fidelity files: {group_options('fidelity')}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or data.get("kind") not in RUNG_KINDS:
+        raise ConfigError(f"fidelity {name!r} is not a rung file (kind must be one of {sorted(RUNG_KINDS)})")
+    return data
+
+
+def rung_name(name: str) -> str:
+    """The name a rung goes by: its file stem (``fidelity/mad-quick.yaml`` → ``mad-quick``)."""
+    return name.rsplit("/", 1)[-1].removesuffix(".yaml").removesuffix(".yml")
 
 
 def load_rung(name: str) -> Rung:
     """Load ``fidelity/<name>.yaml`` (or a path to a YAML file) as a :class:`Rung`."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else group_dir("fidelity") / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown fidelity rung {name!r}; shipped: {group_options('fidelity')}")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"fidelity {name}: expected a mapping, got {type(data).__name__}")
-    return rung_from_mapping(path.stem, data)
+    return rung_from_mapping(rung_name(name), read_rung_file(name))

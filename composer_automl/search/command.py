@@ -23,10 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from composer_automl.cli import run_hydra_app
 from composer_automl.config import ConfigError, to_dataclass
+from composer_automl.search.cluster import RunAborted
 from composer_automl.search.ladder import ladder_from_mapping
 from composer_automl.search.run import (
     RUN_FILE,
-    SearchAborted,
     SearchSettings,
     default_run_dir,
     prepare_run_dir,
@@ -61,7 +61,7 @@ def task(cfg: DictConfig) -> None:
         settings = dataclasses.replace(settings, run_dir=str(run_dir))
     try:
         run_search(settings, space, ladder, run_dir, resume=bool(cfg.resume))
-    except SearchAborted as err:
+    except RunAborted as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
 

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.paths import group_dir, group_options
-from composer_automl.rungs import RUNG_KINDS, Rung, rung_from_mapping
+from composer_automl.rungs import RUNG_KINDS, Rung, read_rung_file, rung_from_mapping, rung_name
 
 METRICS: dict[str, str] = {
     "mad": "1 - mad_score",
@@ -124,18 +124,20 @@ def hpbandster_budgets(min_budget: float, max_budget: float, eta: float) -> list
 
 def _rung_mapping(entry: RungEntry) -> dict[str, Any]:
     """The rung file of ``entry`` as a mapping (with ``kind``), overrides applied."""
-    from pathlib import Path
-
-    name = entry.rung
-    path = Path(name) if name.endswith((".yaml", ".yml")) else group_dir("fidelity") / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"fidelity.rungs: unknown rung {name!r}; shipped: {group_options('fidelity')}")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict) or data.get("kind") not in RUNG_KINDS:
-        raise ConfigError(
-            f"fidelity.rungs: {name!r} is not a rung file (kind must be one of {sorted(RUNG_KINDS)})"
-        )
+    try:
+        data = read_rung_file(entry.rung)
+    except ConfigError as err:
+        raise ConfigError(f"fidelity.rungs: {err}") from None
     return {**data, **entry.overrides}
+
+
+def _entry_name(entry: RungEntry) -> str:
+    """A ladder step's rung name: the file's stem, with its overrides when it has any
+    (``simulated[fidelity=0.1]``), so two steps on one rung file never share a name."""
+    name = rung_name(entry.rung)
+    if not entry.overrides:
+        return name
+    return name + "[" + ",".join(f"{k}={v}" for k, v in sorted(entry.overrides.items())) + "]"
 
 
 def ladder_from_mapping(name: str, node: Mapping[str, Any] | DictConfig) -> Ladder:
@@ -152,12 +154,13 @@ def ladder_from_mapping(name: str, node: Mapping[str, Any] | DictConfig) -> Ladd
         allowed = ["ladder", *sorted(RUNG_KINDS)]
         raise ConfigError(f"fidelity {name}: kind={kind!r} is not allowed; choose one of {allowed}")
     data = {k: v for k, v in data.items() if k != "kind"}
-    inline = [r.pop("rung_config", None) if isinstance(r, dict) else None for r in data.get("rungs") or []]
+    data["rungs"] = [dict(r) if isinstance(r, dict) else r for r in data.get("rungs") or []]  # never mutate the input
+    inline = [r.pop("rung_config", None) if isinstance(r, dict) else None for r in data["rungs"]]
     cfg = to_dataclass(LadderConfig, data, f"fidelity {name}")
     rungs, resolved = [], []
     for entry, inlined in zip(cfg.rungs, inline):
         mapping = dict(inlined) if inlined is not None else _rung_mapping(entry)
-        rung = rung_from_mapping(entry.rung.rsplit("/", 1)[-1].removesuffix(".yaml"), mapping)
+        rung = rung_from_mapping(_entry_name(entry), mapping)
         if entry.metric is not None and entry.metric != METRICS[rung.kind]:
             raise ConfigError(
                 f"fidelity {name}: rung {entry.rung!r} (kind {rung.kind}) returns {METRICS[rung.kind]!r}, "

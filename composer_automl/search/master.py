@@ -10,14 +10,13 @@
   without dispatching them;
 - a callback that records each finished trial to ``trials.jsonl``, prints a progress
   line and updates TensorBoard;
-- a watchdog that fails trials running longer than a timeout.
+- a :class:`~composer_automl.search.cluster.Watchdog` that fails trials running longer than a timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -27,6 +26,7 @@ from hpbandster.core.dispatcher import Job
 from hpbandster.optimizers import BOHB, HyperBand, RandomSearch
 
 from composer_automl.search import transport
+from composer_automl.search.cluster import Watchdog
 from composer_automl.search.ladder import Ladder
 from composer_automl.search.results import TrialRecord, append_config, append_trial
 from composer_automl.search.spaces import SearchSpace
@@ -89,11 +89,7 @@ class MasterHooks:
         self.elapsed_offset, self.t0 = elapsed_offset, time.time()
         self.n_done = 0
         self.best: TrialRecord | None = None
-        self.timed_out: set[tuple[int, ...]] = set()
-        self.trial_timeout_s, self.kill_worker = trial_timeout_s, kill_worker
-        self._stop = threading.Event()
-        if trial_timeout_s > 0:
-            threading.Thread(target=self._watchdog, name="trial-watchdog", daemon=True).start()
+        self.watchdog = Watchdog(self.dispatcher, trial_timeout_s, kill_worker)
 
     # -- sampling ---------------------------------------------------------------------------
     def get_next_iteration(self, iteration, iteration_kwargs={}):
@@ -155,10 +151,7 @@ class MasterHooks:
         ok = loss is not None and math.isfinite(float(loss))
         error = None
         if not ok:
-            if tuple(job.id) in self.timed_out:
-                error = f"trial timed out after {self.trial_timeout_s:g} s; its worker was stopped"
-            else:
-                error = job.exception or f"non-finite loss {loss}"
+            error = self.watchdog.failure(job.id) or job.exception or f"non-finite loss {loss}"
         wall = float(info.get("wall_time_s", 0.0)) or _span(job)
         return TrialRecord(
             trial_id=trial_id(job.id, budget),
@@ -186,27 +179,10 @@ class MasterHooks:
         print(f"[trial {self.n_done}/{self.n_planned}] budget={r.budget:g} {r.pattern} {outcome}{tag} best={best}",
               flush=True)
 
-    # -- timeouts ---------------------------------------------------------------------------
-    def _watchdog(self) -> None:
-        while not self._stop.wait(1.0):
-            now = time.time()
-            with self.dispatcher.runner_cond:
-                late = [j for j in self.dispatcher.running_jobs.values()
-                        if now - j.timestamps.get("started", now) > self.trial_timeout_s
-                        and tuple(j.id) not in self.timed_out]
-            for job in late:
-                self.timed_out.add(tuple(job.id))
-                log.warning("trial %s exceeded %g s; stopping it", job.id, self.trial_timeout_s)
-                if self.kill_worker(job.worker_name or ""):
-                    # The dispatcher notices the dead worker and fails its job.
-                    self.dispatcher.trigger_discover_worker()
-                else:
-                    self.dispatcher.register_result(job.id, {"result": None, "exception": "timed out"})
-
     def stop_hooks(self) -> None:
         """Stop the watchdog (safe before setup_hooks)."""
-        if hasattr(self, "_stop"):
-            self._stop.set()
+        if hasattr(self, "watchdog"):
+            self.watchdog.stop()
 
 
 def _short_worker_name(name: str | None) -> str | None:

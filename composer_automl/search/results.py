@@ -8,12 +8,12 @@ when a search finishes; its absence marks an unfinished run.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+from composer_automl.files import append_jsonl, read_jsonl
 
 TRIALS_FILE = "trials.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -55,61 +55,22 @@ class TrialRecord:
 
 def append_trial(run_dir: str | Path, record: TrialRecord) -> None:
     """Append one record and flush it to disk (safe to read while a search runs)."""
-    _append_line(Path(run_dir) / TRIALS_FILE, dataclasses.asdict(record))
-
-
-def _append_line(path: Path, data: dict[str, Any]) -> None:
-    with path.open("a") as fh:
-        fh.write(json.dumps(data, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_jsonl(Path(run_dir) / TRIALS_FILE, dataclasses.asdict(record))
 
 
 def append_config(run_dir: str | Path, config_id: tuple[int, ...], config: dict[str, Any], pattern: str) -> None:
     """Log a freshly sampled configuration under its hpbandster id (before it runs)."""
-    _append_line(Path(run_dir) / CONFIGS_FILE, {"config_id": list(config_id), "config": config, "pattern": pattern})
+    append_jsonl(Path(run_dir) / CONFIGS_FILE, {"config_id": list(config_id), "config": config, "pattern": pattern})
 
 
 def read_configs(run_dir: str | Path) -> dict[tuple[int, ...], dict[str, Any]]:
     """Sampled configurations of a run directory by config id (a torn last line is ignored)."""
-    path = Path(run_dir) / CONFIGS_FILE
-    out: dict[tuple[int, ...], dict[str, Any]] = {}
-    if not path.is_file():
-        return out
-    lines = path.read_text().splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise
-        out[tuple(row["config_id"])] = row["config"]
-    return out
+    return {tuple(row["config_id"]): row["config"] for row in read_jsonl(Path(run_dir) / CONFIGS_FILE)}
 
 
 def read_trials(run_dir: str | Path) -> list[TrialRecord]:
-    """All records of a run directory, in the order they finished.
-
-    A torn last line (a search killed mid-write) is ignored.
-    """
-    path = Path(run_dir) / TRIALS_FILE
-    if not path.is_file():
-        return []
-    records: list[TrialRecord] = []
-    lines = path.read_text().splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            records.append(TrialRecord(**json.loads(line)))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise
-    return records
+    """All records of a run directory, in the order they finished (a torn last line is ignored)."""
+    return [TrialRecord(**row) for row in read_jsonl(Path(run_dir) / TRIALS_FILE)]
 
 
 def ok_trials(records: Iterable[TrialRecord]) -> list[TrialRecord]:

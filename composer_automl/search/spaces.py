@@ -171,6 +171,15 @@ class SearchSpace:
         """Whether a configuration's pattern satisfies every constraint."""
         return self.violation(self.to_pattern(config)) is None
 
+    def patterns(self) -> list[Pattern]:
+        """Every full pattern of the space that satisfies the constraints, in lexicographic order."""
+        out = []
+        for searched in itertools.product(self.config.primitives, repeat=self.config.n_layers):
+            pattern = Pattern(self.head + searched + self.tail)
+            if self.violation(pattern) is None:
+                out.append(pattern)
+        return sorted(out, key=str)
+
     def sample(self, n: int = 1) -> list[CS.Configuration]:
         """``n`` configurations drawn from the ConfigSpace, rejecting constraint violations."""
         out: list[CS.Configuration] = []

@@ -27,16 +27,13 @@ import Pyro4
 from hpbandster.core.worker import Worker
 
 from composer_automl.config import ConfigError
+from composer_automl.provenance import code_version
 from composer_automl.search import transport
+from composer_automl.search.cluster import spec_name
 from composer_automl.search.ladder import Ladder, ladder_from_mapping
 from composer_automl.search.spaces import SearchSpace, space_from_mapping
 
 log = logging.getLogger("composer_automl.search.worker")
-
-
-def spec_name(run_id: str) -> str:
-    """Nameserver entry under which the master publishes the search spec."""
-    return f"composer_automl.run_{run_id}.spec"
 
 
 def trial_dirname(pattern: str, budget: float, config_id: Any) -> str:
@@ -57,20 +54,26 @@ class TrialWorker(Worker):
         self.space, self.ladder, self.out_root, self.seed = space, ladder, Path(out_root), seed
         self.shut_down_by_master = False
 
-    def compute(self, config_id, config, budget, working_directory):
-        """Run the rung; NaN/inf losses and exceptions become failures (hpbandster gets the traceback)."""
+    def compute(self, config_id, config, budget, working_directory, seed=None):
+        """Run the rung; NaN/inf losses and exceptions become failures (hpbandster gets the traceback).
+
+        ``seed`` (calibration jobs) replaces the run's seed for this evaluation.
+        """
         pattern = self.space.to_pattern(config)
         rung = self.ladder.rung_for(budget)
+        seed = self.seed if seed is None else int(seed)
         out_dir = self.out_root / "tb" / trial_dirname(str(pattern), budget, config_id)
+        cpu_start = time.process_time()
         try:
-            result = rung(pattern, self.space.width(config), out_dir, self.seed)
+            result = rung(pattern, self.space.width(config), out_dir, seed)
             if not math.isfinite(result.loss):
                 raise TrialFailed(f"rung {rung.name} returned a non-finite loss ({result.loss}) for {pattern}")
         except Exception:
             log.error("trial %s %s at budget %g failed:\n%s", config_id, pattern, budget, traceback.format_exc())
             raise
         metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-        info = {"pattern": str(pattern), "rung": rung.name, "metrics": metrics, "wall_time_s": float(result.wall_time_s)}
+        info = {"pattern": str(pattern), "rung": rung.name, "metrics": metrics, "wall_time_s": float(result.wall_time_s),
+                "cpu_time_s": time.process_time() - cpu_start, "seed": seed, "code_version": code_version()}
         return {"loss": float(result.loss), "info": transport.plain(info)}
 
     @Pyro4.expose

@@ -1,0 +1,360 @@
+"""One calibration run: the plan (patterns × rungs × seeds), the worker pool, the table, the report.
+
+Evaluations go through the search's worker machinery (nameserver, hpbandster
+dispatcher, local or remote :class:`~composer_automl.search.worker.TrialWorker`
+processes): the rungs being calibrated form a ladder whose budgets only select the
+rung, and every job carries its own seed. Rows already in the run's table (same
+pattern, rung, seed and rung config hash) are never evaluated again, which is how
+``resume=`` continues a killed run or extends it with more rungs, seeds or patterns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from hpbandster.core.dispatcher import Dispatcher
+
+from composer_automl.calibrate.table import TABLE_FILE, Row, append_row, read_rows, rung_hash
+from composer_automl.config import ConfigError
+from composer_automl.files import atomic_write_text
+from composer_automl.patterns import Pattern, PatternError
+from composer_automl.provenance import machine
+from composer_automl.rungs import rung_name
+from composer_automl.search import transport
+from composer_automl.search.cluster import PoolSettings, RunAborted, Watchdog, WorkerPool, checked_secret
+from composer_automl.search.ladder import Ladder, ladder_from_mapping
+from composer_automl.search.spaces import SearchSpace
+
+log = logging.getLogger("composer_automl.calibrate")
+
+RUN_FILE = "calibrate.json"
+"""What the run directory calibrates (space, rungs and their configs, patterns, seeds, history)."""
+EVALS_DIR = "evals"
+"""Per-evaluation training logs (not part of the shipped table)."""
+
+
+@dataclass
+class CalibrateSettings(PoolSettings):
+    """The ``calibrate:`` section of ``conf/calibrate.yaml`` (worker-pool fields: :class:`PoolSettings`)."""
+
+    section: ClassVar[str] = "calibrate"
+
+    patterns: Any = "all"
+    """``all`` (every pattern of the search space), ``sample:N`` (N distinct ones) or a list of patterns."""
+    seeds: int = 3
+    """Seeds per pattern at every rung except the reference."""
+    reference: str | None = None
+    """Rung evaluated on top of the ladder and compared against (null: the ladder's top rung)."""
+    reference_seeds: int = 2
+    """Seeds per pattern at the reference rung."""
+    sample_seed: int = 0
+    """Seed of the ``sample:N`` draw."""
+    bootstrap: int = 2000
+    """Bootstrap resamples of the patterns for the 95 % intervals."""
+    run_dir: str | None = None
+    """Where the table and report go (default: ``runs/calibrate-<time>``)."""
+    report_only: bool = False
+    """Write the report of the table as it stands (with ``resume=``) without evaluating anything."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.seeds < 1 or self.reference_seeds < 1:
+            raise ConfigError(f"calibrate.seeds and calibrate.reference_seeds must be >= 1, got "
+                              f"{self.seeds} and {self.reference_seeds}")
+        if self.bootstrap < 1:
+            raise ConfigError(f"calibrate.bootstrap must be >= 1, got {self.bootstrap}")
+        if isinstance(self.patterns, str):
+            if self.patterns != "all" and not _sample_size(self.patterns):
+                raise ConfigError(f"calibrate.patterns={self.patterns!r} is not allowed; give 'all', "
+                                  "'sample:N' (N >= 1) or a list of patterns")
+        elif not isinstance(self.patterns, (list, tuple)) or not self.patterns:
+            raise ConfigError("calibrate.patterns must be 'all', 'sample:N' or a non-empty list of patterns")
+
+
+def _sample_size(text: str) -> int:
+    """N of ``sample:N`` (0 when the text is not of that form)."""
+    head, _, n = text.partition(":")
+    return int(n) if head == "sample" and n.isdigit() and int(n) >= 1 else 0
+
+
+def select_patterns(space: SearchSpace, patterns: Any, sample_seed: int = 0) -> list[str]:
+    """The patterns a calibration evaluates, validated against the space (compact spellings)."""
+    valid = [str(p) for p in space.patterns()]
+    if patterns == "all":
+        return valid
+    if isinstance(patterns, str):
+        n = _sample_size(patterns)
+        if n > len(valid):
+            raise ConfigError(f"calibrate.patterns={patterns}: the space has only {len(valid)} valid patterns")
+        picked = np.random.default_rng(sample_seed).choice(len(valid), size=n, replace=False)
+        return [valid[i] for i in sorted(picked)]
+    out = []
+    for text in patterns:
+        try:
+            pattern = Pattern.parse(str(text))
+            space.to_config(pattern)
+        except PatternError as err:
+            raise ConfigError(f"calibrate.patterns: {err}") from None
+        why = space.violation(pattern)
+        if why:
+            raise ConfigError(f"calibrate.patterns: {pattern} is outside the search space ({why})")
+        if str(pattern) in out:
+            raise ConfigError(f"calibrate.patterns: {pattern} is listed twice")
+        out.append(str(pattern))
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a calibration evaluates: patterns × rungs (cheapest first, reference last) × seeds."""
+
+    space: SearchSpace
+    base: Ladder
+    """The fidelity ladder being calibrated."""
+    ladder: Ladder
+    """The calibrated rungs as a ladder: the base's rungs, then the reference one budget up."""
+    patterns: tuple[str, ...]
+    seeds: dict[str, int] = field(default_factory=dict)
+    """Rung name → number of seeds."""
+
+    @property
+    def reference(self) -> str:
+        return self.ladder.rungs[-1].name
+
+    @property
+    def rung_configs(self) -> dict[str, dict[str, Any]]:
+        """Rung name → resolved rung mapping (``kind`` included)."""
+        return {r["rung"]: r["rung_config"] for r in self.ladder.mapping["rungs"]}
+
+    def jobs(self) -> list[tuple[int, int, int]]:
+        """(rung index, pattern index, seed), seed-major so a partial table covers every rung early."""
+        n_seeds = max(self.seeds.values())
+        return [(r, p, s) for s in range(n_seeds) for r, rung in enumerate(self.ladder.rungs)
+                for p in range(len(self.patterns)) if s < self.seeds[rung.name]]
+
+    def key(self, job: tuple[int, int, int]) -> tuple[str, str, int]:
+        r, p, s = job
+        return (self.patterns[p], self.ladder.rungs[r].name, s)
+
+
+def make_plan(space: SearchSpace, ladder: Ladder, settings: CalibrateSettings,
+              reference: dict[str, Any] | None = None) -> Plan:
+    """Append the reference rung (a resolved rung mapping named ``settings.reference``) to ``ladder``."""
+    names = [r.name for r in ladder.rungs]
+    rungs = list(ladder.mapping["rungs"])
+    ref_name = rung_name(settings.reference) if settings.reference else names[-1]
+    if ref_name != names[-1]:
+        if ref_name in names:
+            raise ConfigError(f"calibrate.reference={settings.reference!r} is a lower rung of the ladder "
+                              f"{ladder.name} {names}; the reference must be its top rung or a rung outside it")
+        rungs.append({"budget": ladder.max_budget * ladder.eta, "rung": ref_name, "rung_config": reference})
+    extended = ladder_from_mapping(ladder.name, {"kind": "ladder", "eta": ladder.eta, "rungs": rungs})
+    duplicates = sorted({r.name for r in extended.rungs if [x.name for x in extended.rungs].count(r.name) > 1})
+    if duplicates:
+        raise ConfigError(f"fidelity {ladder.name}: rung(s) {duplicates} appear at two budgets with the same "
+                          "config; a calibration needs every rung once")
+    reference_name = extended.rungs[-1].name
+    seeds = {r.name: settings.reference_seeds if r.name == reference_name else settings.seeds for r in extended.rungs}
+    patterns = select_patterns(space, settings.patterns, settings.sample_seed)
+    return Plan(space, ladder, extended, tuple(patterns), seeds)
+
+
+def public_settings(settings: CalibrateSettings) -> dict[str, Any]:
+    """Settings without the secret and the run directory (what is saved and shown)."""
+    return {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("secret", "run_dir")}
+
+
+def default_run_dir() -> Path:
+    return Path("runs") / time.strftime("calibrate-%Y%m%d-%H%M%S")
+
+
+def saved_spec(run_dir: Path) -> dict[str, Any]:
+    """The run directory's ``calibrate.json`` (a ConfigError if it is not a calibration run)."""
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise ConfigError(f"resume={str(run_dir)!r} is not a calibration run directory (no {RUN_FILE})")
+    return json.loads(path.read_text())
+
+
+def merge_spec(previous: dict[str, Any] | None, plan: Plan, settings: CalibrateSettings, run_id: str,
+               command: str) -> dict[str, Any]:
+    """The run's spec after this invocation: every rung, ladder and pattern it has ever evaluated.
+
+    A rung name keeps one config for the life of the run directory; a different search
+    space or reference rung is refused.
+    """
+    hashes = {name: rung_hash(cfg) for name, cfg in plan.rung_configs.items()}
+    spec = previous or {"run_id": run_id, "search_space": plan.space.resolved_mapping(), "reference": plan.reference,
+                        "rungs": {}, "ladders": {}, "patterns": [], "history": []}
+    if previous is not None:
+        if previous["search_space"] != plan.space.resolved_mapping():
+            raise ConfigError("resume: the search space differs from the one this run directory calibrated; "
+                              "start a new calibrate.run_dir")
+        if previous["reference"] != plan.reference:
+            raise ConfigError(f"resume: the reference rung is {previous['reference']!r} in this run directory, "
+                              f"not {plan.reference!r}")
+    for name, cfg in plan.rung_configs.items():
+        known = spec["rungs"].get(name)
+        if known is not None and known["hash"] != hashes[name]:
+            raise ConfigError(f"rung {name!r} changed since this run directory evaluated it (config hash "
+                              f"{known['hash']} → {hashes[name]}); give the new version another name or start a "
+                              "new calibrate.run_dir")
+        spec["rungs"][name] = {"hash": hashes[name], "config": cfg, "seeds": plan.seeds[name]}
+    spec["ladders"][plan.base.name] = {"rungs": [r.name for r in plan.base.rungs], "eta": plan.base.eta}
+    # what resume= starts from: this invocation's settings, space and ladder
+    spec["last"] = {"settings": public_settings(settings), "search_space": plan.space.resolved_mapping(),
+                    "fidelity": {"name": plan.base.name, "mapping": plan.base.mapping}}
+    spec["patterns"] = sorted(set(spec["patterns"]) | set(plan.patterns))
+    spec["history"].append({"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                            "machine": machine()})
+    return spec
+
+
+class Evaluations:
+    """Submits the pending jobs to a dispatcher and records each result as a table row.
+
+    The dispatcher calls :meth:`on_result` from a Pyro callback thread: nothing may
+    raise there (the job would never be released), so a row that cannot be written
+    is logged and still counted as done.
+    """
+
+    def __init__(self, plan: Plan, run_dir: Path, pending: list[tuple[int, int, int]], hashes: dict[str, str]):
+        self.plan, self.run_dir, self.pending, self.hashes = plan, run_dir, pending, hashes
+        self.remaining = len(pending)
+        self.n_done = 0
+        self.started = False
+        self.t0 = time.monotonic()
+        self.cond = threading.Condition()
+        self.watchdog: Watchdog | None = None
+
+    def on_result(self, job) -> None:
+        try:
+            row = self._row(job)
+            append_row(self.run_dir, row)
+            self._progress(row)
+        except Exception:
+            log.error("could not record evaluation %s:\n%s", job.id, traceback.format_exc())
+        finally:
+            with self.cond:
+                self.remaining -= 1
+                self.cond.notify_all()
+
+    def _row(self, job) -> Row:
+        pattern, rung, seed = self.plan.key(tuple(job.id))
+        info = (job.result or {}).get("info") or {}
+        loss = None if job.result is None else job.result.get("loss")
+        ok = loss is not None and math.isfinite(float(loss))
+        error = None
+        if not ok:
+            why = (self.watchdog.failure(job.id) if self.watchdog else None) or job.exception or f"non-finite loss {loss}"
+            error = "\n".join(str(why).strip().splitlines()[-20:])
+        return Row(pattern=pattern, rung=rung, seed=seed, status="ok" if ok else "failed",
+                   loss=float(loss) if ok else None, metrics=dict(info.get("metrics", {})),
+                   wall_time_s=float(info.get("wall_time_s", 0.0)), cpu_time_s=float(info.get("cpu_time_s", 0.0)),
+                   rung_hash=self.hashes[rung], code_version=str(info.get("code_version", "")),
+                   worker=(job.worker_name or "").split(".worker.", 1)[-1] or None, error=error)
+
+    def _progress(self, row: Row) -> None:
+        self.n_done += 1
+        n = len(self.pending)
+        elapsed = time.monotonic() - self.t0
+        left = elapsed / self.n_done * (n - self.n_done)
+        outcome = f"loss={row.loss:.4f}" if row.status == "ok" else "FAILED " + (row.error or "").splitlines()[-1][:80]
+        print(f"[calibrate {self.n_done}/{n}] {row.rung} seed={row.seed} {row.pattern} {outcome} "
+              f"({row.wall_time_s:.1f} s) ~{_duration(left)} left", flush=True)
+
+    def submit_all(self, dispatcher: Dispatcher) -> None:
+        for job in self.pending:
+            pattern, rung, seed = self.plan.key(job)
+            config = transport.plain(dict(self.plan.space.to_config(pattern)))
+            budget = float(self.plan.ladder.budgets[job[0]])
+            dispatcher.submit_job(job, config=config, budget=budget, working_directory=str(self.run_dir),
+                                  seed=seed)
+
+    def wait(self) -> None:
+        with self.cond:
+            while self.remaining > 0:
+                self.cond.wait(0.5)
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{int(seconds % 60):02d}s"
+
+
+def run_calibration(settings: CalibrateSettings, plan: Plan, run_dir: Path, resume: bool = False,
+                    command: str = "composer-automl calibrate") -> dict[str, Any]:
+    """Evaluate every missing (pattern, rung, seed) of ``plan`` in ``run_dir``, then write the report."""
+    from composer_automl.calibrate.report import write_report
+
+    secret = checked_secret(settings)
+    previous = saved_spec(run_dir) if resume else None
+    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"calibrate.run_dir={str(run_dir)!r} already holds a run; choose a new directory "
+                          f"or resume={run_dir}")
+    run_id = (previous or {}).get("run_id") or settings.run_id or uuid.uuid4().hex[:8]
+    spec = merge_spec(previous, plan, settings, run_id, command)
+    hashes = {name: entry["hash"] for name, entry in spec["rungs"].items()}
+    rows = read_rows(run_dir) if resume and (run_dir / TABLE_FILE).is_file() else []
+    for row in rows:
+        if row.rung in hashes and row.rung_hash and row.rung_hash != hashes[row.rung]:
+            raise ConfigError(f"{run_dir / TABLE_FILE}: a row of rung {row.rung!r} has config hash {row.rung_hash}, "
+                              f"not {hashes[row.rung]}; the table mixes two versions of that rung")
+    if settings.report_only:
+        if not resume:
+            raise ConfigError("calibrate.report_only needs resume=RUN_DIR (the table to report on)")
+        return write_report(run_dir, previous, rows, settings.bootstrap)
+
+    done = {r.key for r in rows if r.status == "ok"}
+    pending = [job for job in plan.jobs() if plan.key(job) not in done]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    atomic_write_text(run_dir / RUN_FILE, json.dumps(spec, indent=2, sort_keys=True))
+    logging.getLogger("hpbandster").setLevel(logging.WARNING)
+    n_jobs = len(plan.jobs())
+    print(f"calibrate {run_id}: {len(plan.patterns)} patterns × rungs "
+          f"{', '.join(f'{name} ({k} seeds)' for name, k in plan.seeds.items())} = {n_jobs} evaluations; "
+          f"{n_jobs - len(pending)} already in the table, {len(pending)} to run; run dir {run_dir}", flush=True)
+    if pending:
+        _evaluate(settings, plan, run_dir, pending, hashes, run_id, secret)
+    return write_report(run_dir, spec, read_rows(run_dir), settings.bootstrap)
+
+
+def _evaluate(settings: CalibrateSettings, plan: Plan, run_dir: Path, pending: list[tuple[int, int, int]],
+              hashes: dict[str, str], run_id: str, secret: str | None) -> None:
+    evaluations = Evaluations(plan, run_dir, pending, hashes)
+    worker_spec = {"run_id": run_id, "search_space": plan.space.resolved_mapping(), "fidelity_name": plan.ladder.name,
+                   "ladder": plan.ladder.mapping, "seed": 0, "run_dir": str((run_dir / EVALS_DIR).resolve())}
+    try:
+        with WorkerPool(settings, run_id, worker_spec, run_dir / "logs", secret) as pool:
+            dispatcher = Dispatcher(evaluations.on_result, run_id=run_id, ping_interval=settings.ping_interval_s,
+                                    nameserver=pool.ns_host, nameserver_port=pool.ns_port, host=pool.ns_host,
+                                    logger=logging.getLogger("hpbandster"))
+            thread = threading.Thread(target=dispatcher.run, name="dispatcher", daemon=True)
+            thread.start()
+            evaluations.watchdog = Watchdog(dispatcher, settings.trial_timeout_s, pool.kill_worker)
+            try:
+                pool.start_workers(kind="calibration")
+                evaluations.submit_all(dispatcher)
+                pool.supervise(evaluations.wait,
+                               waiting=lambda: evaluations.n_done == 0 and not dispatcher.running_jobs)
+            finally:
+                evaluations.watchdog.stop()
+                dispatcher.shutdown(shutdown_workers=True)
+                thread.join(timeout=10)
+    except (KeyboardInterrupt, RunAborted) as err:
+        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"stopped: {err}"
+        print(f"\n{reason}; finished evaluations are in {run_dir / TABLE_FILE}; continue with: "
+              f"composer-automl calibrate resume={run_dir}", flush=True)
+        raise

@@ -1,0 +1,59 @@
+"""What produced a result: the code revision and the machine (recorded beside measured data)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from composer_automl.paths import PACKAGE_DIR
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """``<package version>+g<commit>`` (``.dirty`` with uncommitted changes) in a git checkout, else the version."""
+    try:
+        version = metadata.version("composer-automl")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    repo = PACKAGE_DIR.parent
+    if not (repo / ".git").exists():
+        return version
+    try:
+        sha = _git(repo, "rev-parse", "--short=12", "HEAD")
+        dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no", "--", "composer_automl"))
+    except (OSError, subprocess.CalledProcessError):
+        return version
+    return f"{version}+g{sha}{'.dirty' if dirty else ''}"
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
+                          timeout=10).stdout.strip()
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, core count, OS and the versions of the libraries that decide the numbers."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import numpy
+    import torch
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "lightning": metadata.version("lightning"),
+    }

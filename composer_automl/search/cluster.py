@@ -1,0 +1,294 @@
+"""The worker pool of one run: nameserver, published spec, local worker processes, watchdog.
+
+Both ``composer-automl search`` and ``composer-automl calibrate`` hand evaluations to
+hpbandster workers through a dispatcher; this module is what they share. The start
+order is explicit (hpbandster issue #52): the nameserver starts first, the run's spec
+is published in it, the caller starts its dispatcher, and only once the dispatcher is
+registered are local worker processes started (each limited to its share of CPU
+threads). Remote workers may join at any time with the nameserver address and run id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import Pyro4
+
+from composer_automl.config import ConfigError
+from composer_automl.search import transport
+
+log = logging.getLogger("composer_automl.search")
+
+
+def spec_name(run_id: str) -> str:
+    """Nameserver entry under which the master publishes the run's spec."""
+    return f"composer_automl.run_{run_id}.spec"
+
+
+@dataclass
+class PoolSettings:
+    """How a run spreads its evaluations over workers (shared by ``search.*`` and ``calibrate.*``)."""
+
+    section: ClassVar[str] = "pool"
+    """Config section named in error messages (subclasses set their own)."""
+
+    n_workers: int = 2
+    """Local worker processes; 0 = only remote workers (``composer-automl worker``)."""
+    min_workers: int | None = None
+    """Workers to wait for before starting (default: n_workers, at least 1)."""
+    threads_per_worker: int | None = None
+    """Torch CPU threads per local worker (default: CPU cores / n_workers)."""
+    run_id: str | None = None
+    """Id remote workers join with (default: random); fix it when worker scripts must know it in advance."""
+    host: str = "127.0.0.1"
+    """Address the nameserver and master listen on; non-loopback needs a secret."""
+    port: int = 0
+    """Nameserver port (0 = a free one)."""
+    secret: str | None = None
+    """Shared secret for network mode (else ``$COMPOSER_AUTOML_SECRET``); never printed."""
+    ping_interval_s: int = 5
+    """How often the master checks that workers are alive."""
+    trial_timeout_s: float = 0.0
+    """Fail an evaluation running longer than this (0 = no limit)."""
+    worker_wait_s: float = 120.0
+    """How long to wait for min_workers before giving up."""
+
+    def __post_init__(self) -> None:
+        s = self.section
+        if self.n_workers < 0:
+            raise ConfigError(f"{s}.n_workers must be >= 0, got {self.n_workers}")
+        if self.min_workers is not None and self.min_workers < 1:
+            raise ConfigError(f"{s}.min_workers must be >= 1, got {self.min_workers}")
+        if self.threads_per_worker is not None and self.threads_per_worker < 1:
+            raise ConfigError(f"{s}.threads_per_worker must be >= 1, got {self.threads_per_worker}")
+        if self.run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.run_id):
+            raise ConfigError(f"{s}.run_id={self.run_id!r} must be 1-64 letters, digits, '_' or '-'")
+        if not 0 <= self.port < 65536 or self.ping_interval_s < 1 or self.trial_timeout_s < 0:
+            raise ConfigError(f"{s}: port must be in [0, 65535], ping_interval_s >= 1, trial_timeout_s >= 0")
+
+    @property
+    def threads(self) -> int:
+        """Torch threads of each local worker."""
+        return self.threads_per_worker or max(1, (os.cpu_count() or 1) // max(self.n_workers, 1))
+
+    @property
+    def workers_needed(self) -> int:
+        """Workers that must have joined before the run starts."""
+        return self.min_workers or max(self.n_workers, 1)
+
+
+def checked_secret(settings: PoolSettings) -> str | None:
+    """The shared secret (config or environment); refuses a non-loopback bind without one."""
+    secret = transport.resolve_secret(settings.secret)
+    transport.check_bind(settings.host, secret, f"{settings.section}.host")
+    return secret
+
+
+class RunAborted(RuntimeError):
+    """The run cannot go on (no workers); its run directory stays resumable."""
+
+
+class LocalWorkers:
+    """The master's own worker processes; restarts one that dies while the run goes on."""
+
+    def __init__(self, n: int, nameserver: str, run_id: str, threads: int, secret: str | None, log_dir: Path):
+        self.nameserver, self.run_id, self.threads, self.secret = nameserver, run_id, threads, secret
+        self.log_dir = log_dir
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.restarts_left = 3 * max(n, 1)
+        self._stopping = threading.Event()
+        for i in range(n):
+            self._spawn(i)
+        self._thread = threading.Thread(target=self._supervise, name="local-workers", daemon=True)
+        self._thread.start()
+
+    def _spawn(self, i: int) -> None:
+        env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
+        env.pop(transport.SECRET_ENV, None)
+        if self.secret:
+            env[transport.SECRET_ENV] = self.secret
+        cmd = [sys.executable, "-m", "composer_automl.search.worker", "--nameserver", self.nameserver,
+               "--run-id", self.run_id, "--threads", str(self.threads), "--id", str(i), "--parent-pid", str(os.getpid())]
+        with (self.log_dir / f"worker-{i}.log").open("a") as out:
+            # own session: a terminal Ctrl-C reaches only the master, which stops workers cleanly
+            self.procs[i] = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(1.0):
+            for i, proc in list(self.procs.items()):
+                if proc.poll() is not None and not self._stopping.is_set():
+                    if self.restarts_left <= 0:
+                        log.error("local worker %d exited (code %s); no restarts left", i, proc.returncode)
+                        del self.procs[i]
+                        continue
+                    self.restarts_left -= 1
+                    log.warning("local worker %d exited (code %s); restarting it (see %s)", i,
+                                proc.returncode, self.log_dir / f"worker-{i}.log")
+                    self._spawn(i)
+
+    def kill_by_name(self, worker_name: str) -> bool:
+        """Kill the local worker whose hpbandster name ends with its pid; False if not ours."""
+        for proc in self.procs.values():
+            if f".{proc.pid}." in worker_name + ".":  # names are hpbandster.run_ID.worker.HOST.PID.ID
+                proc.kill()
+                return True
+        return False
+
+    def alive(self) -> int:
+        return sum(p.poll() is None for p in self.procs.values())
+
+    def stop(self, grace_s: float = 3.0) -> None:
+        """Wait for workers to exit after the master's shutdown; terminate, then kill, stragglers."""
+        self._stopping.set()
+        for signal_name in ("wait", "terminate", "kill"):
+            deadline = time.monotonic() + grace_s
+            for proc in self.procs.values():
+                if proc.poll() is None and signal_name != "wait":
+                    getattr(proc, signal_name)()
+            for proc in self.procs.values():
+                try:
+                    proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+            if all(p.poll() is not None for p in self.procs.values()):
+                return
+
+
+class WorkerPool:
+    """Nameserver + published spec + local workers of one run; a context manager that stops them all.
+
+    Usage: enter (starts the nameserver and publishes ``spec``), build a dispatcher on
+    :attr:`ns_host`/:attr:`ns_port`, call :meth:`start_workers` (waits for the dispatcher to
+    register first), then :meth:`supervise` the master loop. Leaving the block stops local
+    workers and the nameserver; the caller shuts its dispatcher down before that.
+    """
+
+    def __init__(self, settings: PoolSettings, run_id: str, spec: dict[str, Any], log_dir: Path, secret: str | None):
+        self.settings, self.run_id, self.spec, self.log_dir, self.secret = settings, run_id, spec, log_dir, secret
+        self.nameserver = transport.NameServer(settings.host, settings.port)
+        self.workers: LocalWorkers | None = None
+        self.ns_host, self.ns_port = "", 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.ns_host}:{self.ns_port}"
+
+    def __enter__(self) -> "WorkerPool":
+        transport.configure(self.secret)
+        try:
+            self.ns_host, self.ns_port = self.nameserver.start()
+            with Pyro4.locateNS(host=self.ns_host, port=self.ns_port) as ns:  # workers read the spec here
+                ns.register(spec_name(self.run_id), f"PYRO:spec@{self.address}", metadata={json.dumps(self.spec)})
+        except BaseException:
+            self.nameserver.shutdown()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.workers is not None:
+            self.workers.stop()
+        self.nameserver.shutdown()
+
+    def start_workers(self, kind: str = "search") -> None:
+        """Once the dispatcher is registered: print how to join, start the local workers."""
+        self._wait_for_dispatcher()
+        print(f"nameserver {self.address}; more workers: composer-automl worker nameserver={self.address} "
+              f"run_id={self.run_id}", flush=True)
+        s = self.settings
+        if s.n_workers:
+            self.workers = LocalWorkers(s.n_workers, self.address, self.run_id, s.threads, self.secret, self.log_dir)
+        else:
+            print(f"no local workers ({s.section}.n_workers=0): waiting up to {s.worker_wait_s:g} s for "
+                  f"{s.workers_needed} remote worker(s) to join this {kind}; start each with the command above"
+                  + (" and the same secret" if self.secret else ""), flush=True)
+
+    def _wait_for_dispatcher(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with Pyro4.locateNS(host=self.ns_host, port=self.ns_port) as ns:
+                if ns.list(prefix=f"hpbandster.run_{self.run_id}.dispatcher"):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("the master's dispatcher did not register with the nameserver")
+
+    def kill_worker(self, worker_name: str) -> bool:
+        """Kill a local worker by its hpbandster name (False for remote workers)."""
+        return bool(self.workers and self.workers.kill_by_name(worker_name))
+
+    def supervise(self, target: Callable[[], None], waiting: Callable[[], bool]) -> None:
+        """Run the master loop ``target`` in a thread; Ctrl-C and dead-worker checks stay responsive here.
+
+        Raises :class:`RunAborted` when ``waiting()`` (no work started yet) stays true past
+        ``worker_wait_s``, or when every local worker died with no restarts left.
+        """
+        error: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                target()
+            except BaseException as err:  # surfaced in the calling thread below
+                error.append(err)
+
+        thread = threading.Thread(target=run, name="master", daemon=True)
+        started = time.monotonic()
+        thread.start()
+        s = self.settings
+        while thread.is_alive():
+            thread.join(0.2)
+            if waiting() and time.monotonic() - started > s.worker_wait_s:
+                raise RunAborted(f"fewer than {s.workers_needed} worker(s) joined within {s.worker_wait_s:g} s")
+            if self.workers is not None and self.workers.alive() == 0 and self.workers.restarts_left <= 0:
+                raise RunAborted("every local worker died; see the worker logs in the run directory")
+        if error:
+            raise error[0]
+
+
+class Watchdog:
+    """Fails evaluations that run longer than ``timeout_s`` on a dispatcher (a thread, stopped by :meth:`stop`).
+
+    A local worker running a late job is killed (the dispatcher then fails its job as
+    crashed); for a remote worker the job is failed directly.
+    """
+
+    def __init__(self, dispatcher: Any, timeout_s: float, kill_worker: Callable[[str], bool]):
+        self.dispatcher, self.timeout_s, self.kill_worker = dispatcher, timeout_s, kill_worker
+        self.timed_out: set[tuple[int, ...]] = set()
+        self._stop = threading.Event()
+        if timeout_s > 0:
+            threading.Thread(target=self._run, name="trial-watchdog", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            now = time.time()
+            with self.dispatcher.runner_cond:
+                late = [j for j in self.dispatcher.running_jobs.values()
+                        if now - j.timestamps.get("started", now) > self.timeout_s
+                        and tuple(j.id) not in self.timed_out]
+            for job in late:
+                self.timed_out.add(tuple(job.id))
+                log.warning("evaluation %s exceeded %g s; stopping it", job.id, self.timeout_s)
+                if self.kill_worker(job.worker_name or ""):
+                    # The dispatcher notices the dead worker and fails its job.
+                    self.dispatcher.trigger_discover_worker()
+                else:
+                    self.dispatcher.register_result(job.id, {"result": None, "exception": "timed out"})
+
+    def failure(self, job_id: Any) -> str | None:
+        """The reason to record for a failed job that this watchdog stopped, else None."""
+        if tuple(job_id) in self.timed_out:
+            return f"timed out after {self.timeout_s:g} s; its worker was stopped"
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()
