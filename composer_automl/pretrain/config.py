@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from composer_automl.config import ConfigError, choice
+from composer_automl import devices as device_fields
+from composer_automl.config import ConfigError
 from composer_automl.data.config import DataConfig
-
-ACCELERATORS = ("cpu", "gpu", "auto")
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
 
 
 @dataclass
@@ -36,9 +34,11 @@ class PretrainConfig:
     eval_every_steps: int = 0
     """Also validate every this many steps (0: only at the end)."""
     accelerator: str = "cpu"
-    """``cpu``, ``gpu`` or ``auto`` (one device)."""
+    """``cpu``, ``gpu`` or ``auto`` (see :mod:`composer_automl.devices`)."""
+    devices: int = 1
+    """Devices the run trains on: one (a search gives each worker its own GPU, ``search.gpus_per_worker``)."""
     precision: str = "32-true"
-    """Lightning precision: ``32-true``, ``bf16-mixed``, ``16-mixed``, ``bf16-true``."""
+    """Lightning precision: ``32-true``, ``bf16-mixed``, ``bf16-true``, ``16-mixed`` (GPU) or ``auto``."""
     cpu_threads: int = 1
     """torch intra-op threads when training on CPU (1 avoids OpenMP oversubscription when runs
     share cores, which slowed tiny models ~10× in tests; 0 keeps torch's default)."""
@@ -48,8 +48,10 @@ class PretrainConfig:
     """TensorBoard logging interval of training metrics."""
 
     def __post_init__(self) -> None:
-        choice(self.accelerator, ACCELERATORS, "pretrain.accelerator")
-        choice(self.precision, PRECISIONS, "pretrain.precision")
+        device_fields.check_fields(self.accelerator, self.precision, "pretrain", self.devices)
+        if self.devices != 1:
+            raise ConfigError(f"pretrain.devices={self.devices}: a pretraining run trains one model on one device; "
+                              "give each search worker its own GPU with search.gpus_per_worker")
         positive = ("seq_len", "batch_size", "train_tokens", "valid_tokens", "log_every_n_steps")
         for name in positive:
             if getattr(self, name) < 1:

@@ -18,6 +18,8 @@ from torch.utils.data import DataLoader
 from composer_automl.config import ConfigError
 from composer_automl.data.prepare import PreparedData, prepare
 from composer_automl.data.windows import TokenWindows
+from composer_automl.devices import Device
+from composer_automl.devices import resolve as resolve_device
 from composer_automl.lightning_module import HybridLMModule, OptimConfig
 from composer_automl.pretrain.config import PretrainConfig
 from composer_automl.throughput import TokenThroughput
@@ -62,13 +64,13 @@ def load_data(cfg: PretrainConfig) -> PretrainData:
     return PretrainData(prepared, train, valid.subset(held_out_windows(valid, cfg.valid_tokens)))
 
 
-def build_trainer(cfg: PretrainConfig, out_dir: Path, callbacks: list[L.Callback]) -> L.Trainer:
+def build_trainer(cfg: PretrainConfig, device: Device, out_dir: Path, callbacks: list[L.Callback]) -> L.Trainer:
     """A single-device Lightning Trainer logging to ``out_dir/tensorboard``."""
     periodic_eval = cfg.eval_every_steps > 0
     return L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=1,
-        precision=cfg.precision,
+        accelerator=device.accelerator,
+        devices=device.devices,
+        precision=device.precision,
         max_steps=cfg.max_steps,
         max_epochs=-1,
         gradient_clip_val=cfg.grad_clip or None,
@@ -81,7 +83,7 @@ def build_trainer(cfg: PretrainConfig, out_dir: Path, callbacks: list[L.Callback
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=cfg.progress_bar,
-        deterministic=True,
+        deterministic=device.deterministic,
         default_root_dir=str(out_dir),
     )
 
@@ -93,8 +95,7 @@ def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: i
     Deterministic for a seed: the model init, the shuffling of training windows and
     the held-out windows depend only on ``seed``, the corpus and ``cfg``.
     """
-    if cfg.accelerator == "gpu" and not torch.cuda.is_available():
-        raise ConfigError("pretrain.accelerator=gpu but no CUDA device is visible; use cpu or auto")
+    device = resolve_device(cfg.accelerator, cfg.precision, "pretrain", cfg.devices)
     data = data or load_data(cfg)
     if spec.vocab_size < data.prepared.vocab_size:
         raise ConfigError(f"model vocab_size={spec.vocab_size} is smaller than the tokenizer's "
@@ -113,7 +114,7 @@ def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: i
     with warnings.catch_warnings(), _quiet_lightning(not cfg.progress_bar), _cpu_threads(cfg):
         warnings.filterwarnings("ignore", ".*does not have many workers.*")  # windows are memory-mapped reads
         warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")  # by design: we validate after fit
-        trainer = build_trainer(cfg, out_dir, [throughput])
+        trainer = build_trainer(cfg, device, out_dir, [throughput])
         trainer.fit(module, train_loader, valid_loader if cfg.eval_every_steps else None)
         train_loss = float(trainer.callback_metrics["train/loss"])
         final = trainer.validate(module, valid_loader, verbose=False)[0]

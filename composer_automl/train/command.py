@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from omegaconf import DictConfig
 
 from composer_automl.cli import run_hydra_app
 from composer_automl.config import ConfigError, to_dataclass
+from composer_automl.devices import Device
+from composer_automl.devices import resolve as resolve_device
 from composer_automl.presets import PRESETS, get_preset
 from composer_automl.spec import ModelSpec, SpecError
 from composer_automl.train.config import TrainConfig
@@ -37,8 +38,7 @@ class Plan:
     config: TrainConfig
     spec: ModelSpec
     resume: Path | None
-    accelerator: str
-    precision: str
+    device: Device
 
 
 def load_spec(model: str) -> ModelSpec:
@@ -65,14 +65,7 @@ def plan(config: TrainConfig) -> Plan:
     if trainer.seq_len > spec.max_seq_len:
         raise ConfigError(f"trainer.seq_len={trainer.seq_len} exceeds model max_seq_len={spec.max_seq_len}")
     check_dataset(config.data.path, spec.vocab_size)
-    accelerator = trainer.accelerator
-    if accelerator == "auto":
-        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    if accelerator == "gpu" and not torch.cuda.is_available():
-        raise ConfigError("trainer.accelerator=gpu but no CUDA device is visible; use trainer.accelerator=cpu")
-    precision = trainer.precision
-    if precision == "auto":
-        precision = "bf16-mixed" if accelerator == "gpu" else "32-true"
+    device = resolve_device(trainer.accelerator, trainer.precision, "trainer", trainer.devices)
     resume = None
     if config.resume == "latest":
         resume = checkpoint.latest_checkpoint(Path(config.out_dir) / "checkpoints")
@@ -80,7 +73,7 @@ def plan(config: TrainConfig) -> Plan:
         resume = Path(config.resume)
     if resume is not None:
         checkpoint.check_checkpoint(resume, spec, config.parallel.tp)
-    return Plan(config, spec, resume, accelerator, precision)
+    return Plan(config, spec, resume, device)
 
 
 def build_trainer(p: Plan, callbacks: Sequence = ()):
@@ -108,11 +101,11 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
                         every_n_train_steps=t.ckpt_every, save_top_k=-1, save_last=False)
     ] if t.ckpt_every else []
     trainer = L.Trainer(
-        accelerator=p.accelerator,
+        accelerator=p.device.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed),
-        precision=p.precision,
+        precision=p.device.precision,
         max_steps=t.max_steps,
         gradient_clip_val=t.grad_clip or None,
         log_every_n_steps=t.log_every,
@@ -125,7 +118,7 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
         callbacks=[throughput, *checkpoints, *callbacks],
         enable_checkpointing=bool(checkpoints),
         enable_model_summary=False,
-        deterministic=p.accelerator == "cpu",
+        deterministic=p.device.deterministic,
     )
     module = ParallelLMModule(p.spec, c.parallel.tp, c.optim)
     data = WindowData(c.data.path, t.seq_len, t.micro_batch_size, t.val_batches, c.seed)

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from composer_automl.config import ConfigError, choice
+from composer_automl import devices
+from composer_automl.config import ConfigError
 from composer_automl.lightning_module import OptimConfig
-
-ACCELERATORS = ("auto", "cpu", "gpu")
-PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 
 
 @dataclass
@@ -44,9 +42,8 @@ class TrainerConfig:
     """Per-device peak dense TFLOP/s for MFU; null = look the device up (H100/H200/A100)."""
 
     def __post_init__(self) -> None:
-        choice(self.accelerator, ACCELERATORS, "trainer.accelerator")
-        choice(self.precision, PRECISIONS, "trainer.precision")
-        for name in ("num_nodes", "devices", "max_steps", "micro_batch_size", "seq_len", "log_every", "val_batches"):
+        devices.check_fields(self.accelerator, self.precision, "trainer", self.devices)
+        for name in ("num_nodes", "max_steps", "micro_batch_size", "seq_len", "log_every", "val_batches"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)} must be a positive integer")
         for name in ("val_every", "ckpt_every"):

@@ -1,0 +1,54 @@
+"""composer_automl.devices: one definition of accelerator/devices/precision and their checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from composer_automl import devices
+from composer_automl.config import ConfigError
+
+
+def fake_gpus(monkeypatch, count: int, bf16: bool = True) -> None:
+    """Make torch report ``count`` CUDA devices (the checks only ask these three questions)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+
+
+@pytest.mark.parametrize("accelerator, precision, n, message", [
+    ("tpu", "auto", 1, "x.accelerator='tpu' is not allowed; choose one of ['auto', 'cpu', 'gpu']"),
+    ("cpu", "fp8", 1, "x.precision='fp8' is not allowed"),
+    ("cpu", "16-mixed", 1, "x.precision='16-mixed' does not run on cpu; choose one of ['32-true', 'bf16-mixed', 'bf16-true']"),
+    ("gpu", "auto", 0, "x.devices=0 must be a positive integer"),
+])
+def test_static_check_names_the_field_and_allowed_values(accelerator, precision, n, message):
+    """Unknown names, a precision the accelerator cannot run and devices < 1 fail without a CUDA query."""
+    with pytest.raises(ConfigError) as err:
+        devices.check_fields(accelerator, precision, "x", n)
+    assert message in str(err.value)
+
+
+def test_resolve_on_a_machine_without_cuda(monkeypatch):
+    """auto → cpu with fp32 and deterministic; gpu → one clear error naming the field."""
+    fake_gpus(monkeypatch, 0)
+    assert devices.resolve("auto", "auto", "pretrain") == devices.Device("cpu", 1, "32-true")
+    assert devices.resolve("cpu", "bf16-mixed", "pretrain").deterministic
+    with pytest.raises(ConfigError, match=r"pretrain.accelerator=gpu but no CUDA device is visible; use pretrain.accelerator=cpu"):
+        devices.resolve("gpu", "auto", "pretrain")
+
+
+def test_resolve_on_a_machine_with_gpus(monkeypatch):
+    """auto → gpu with bf16-mixed, not deterministic; cpu stays cpu; too many devices or bf16 on a
+    GPU without bf16 is one error."""
+    fake_gpus(monkeypatch, 2)
+    gpu = devices.resolve("auto", "auto", "trainer", 2)
+    assert (gpu.accelerator, gpu.devices, gpu.precision, gpu.deterministic, gpu.torch_type) == \
+        ("gpu", 2, "bf16-mixed", False, "cuda")
+    assert devices.resolve("cpu", "auto", "trainer").torch_type == "cpu"  # the config decides, not CUDA
+    assert devices.resolve("gpu", "16-mixed", "trainer").precision == "16-mixed"
+    with pytest.raises(ConfigError, match=r"trainer.devices=4 but only 2 CUDA device\(s\) are visible"):
+        devices.resolve("gpu", "auto", "trainer", 4)
+    fake_gpus(monkeypatch, 1, bf16=False)
+    with pytest.raises(ConfigError, match="trainer.precision=bf16-mixed but this GPU has no bfloat16 support"):
+        devices.resolve("gpu", "auto", "trainer")
