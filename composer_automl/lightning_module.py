@@ -14,8 +14,7 @@ from torch import nn
 from composer_automl.config import ConfigError
 from composer_automl.model import HybridLM
 from composer_automl.spec import ModelSpec
-
-IGNORE_INDEX = -100
+from composer_automl.tokens import IGNORE_INDEX
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -22,3 +23,16 @@ def group_dir(group: str) -> Path:
 def group_options(group: str) -> list[str]:
     """Names of the YAML options shipped in a config group."""
     return sorted(p.stem for p in group_dir(group).glob("*.yaml"))
+
+
+CACHE_ENV = "COMPOSER_AUTOML_CACHE"
+"""Environment variable naming the cache root (prepared corpora, generated MAD datasets)."""
+
+
+def cache_dir(kind: str) -> Path:
+    """``<root>/<kind>``: root ``$COMPOSER_AUTOML_CACHE``, else ``$XDG_CACHE_HOME/composer-automl``,
+    else ``~/.cache/composer-automl``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]) / kind
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "composer-automl" / kind

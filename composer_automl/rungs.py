@@ -55,12 +55,13 @@ class RungResult:
 Evaluate = Callable[[Pattern, Any, SearchWidth, Path, int], RungResult]
 """evaluate(pattern, rung_config, width, out_dir, seed) → RungResult."""
 
-RUNG_KINDS: dict[str, str] = {
+RUNG_KINDS: dict[str, str] = {  # each module: CONFIG, evaluate, metric(config) -> str
     "mad": "composer_automl.mad.rung",
     "pretrain": "composer_automl.pretrain.rung",
     "simulated": "composer_automl.search.simulated",
 }
-"""Rung kind → module defining ``CONFIG`` (its dataclass) and ``evaluate`` (an :data:`Evaluate`)."""
+"""Rung kind → module defining ``CONFIG`` (its dataclass), ``evaluate`` (an :data:`Evaluate`) and
+``metric(config)`` (what its loss is)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Rung:
     kind: str
     config: Any
     evaluate: Evaluate
+    metric: str = "loss"
+    """What the loss is at this rung (``1 - mad_score``, ``val_loss``, ...): the module's ``metric(config)``."""
     cost_s: float | None = None
     """Measured median seconds per evaluation, as stated in the rung file (None: not measured)."""
 
@@ -87,7 +90,7 @@ def rung_from_mapping(name: str, data: dict[str, Any]) -> Rung:
         raise ConfigError(f"fidelity {name}: cost_s must be a positive number of seconds, got {cost_s!r}")
     module = importlib.import_module(RUNG_KINDS[kind])
     config = to_dataclass(module.CONFIG, data, f"fidelity {name}")
-    return Rung(name, kind, config, module.evaluate, None if cost_s is None else float(cost_s))
+    return Rung(name, kind, config, module.evaluate, module.metric(config), None if cost_s is None else float(cost_s))
 
 
 def read_rung_file(name: str) -> dict[str, Any]:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from composer_automl.config import ConfigError, choice
+from composer_automl import paths
 
 FORMATS = ("auto", "stdlib", "text", "jsonl", "indexed", "tokens", "prepared")
 """Input formats; ``auto`` guesses from the source (see :func:`composer_automl.data.corpus.detect_format`)."""
 
 TOKEN_DTYPES = ("uint16", "uint32", "int32", "int64")
 """Element types accepted for raw token files."""
-
-
-def default_cache_dir() -> Path:
-    """``$COMPOSER_AUTOML_CACHE/data``, else ``$XDG_CACHE_HOME/composer-automl/data``, else ``~/.cache/...``."""
-    if os.environ.get("COMPOSER_AUTOML_CACHE"):
-        return Path(os.environ["COMPOSER_AUTOML_CACHE"]) / "data"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "composer-automl" / "data"
 
 
 @dataclass
@@ -82,4 +74,4 @@ class DataConfig:
 
     @property
     def cache_root(self) -> Path:
-        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+        return Path(self.cache_dir).expanduser() if self.cache_dir else paths.cache_dir("data")

@@ -49,11 +49,12 @@ def load_mad_rung(name: str, node: DictConfig | dict) -> MADConfig:
 
 
 def format_table(result: MADResult) -> str:
-    """Per-task accuracy table followed by the MAD score."""
+    """Per-task accuracy and normalized-loss table, then the MAD scores."""
     width = max(len(t) for t in result.task_scores)
-    lines = [f"{'task':<{width}}  accuracy", f"{'-' * width}  --------"]
-    lines += [f"{task:<{width}}  {acc:8.3f}" for task, acc in result.task_scores.items()]
-    lines += [f"{'-' * width}  --------", f"{'MAD score':<{width}}  {result.score:8.3f}"]
+    rule = f"{'-' * width}  --------  --------"
+    lines = [f"{'task':<{width}}  accuracy  loss/ln V", rule]
+    lines += [f"{task:<{width}}  {acc:8.3f}  {result.task_losses[task]:8.3f}" for task, acc in result.task_scores.items()]
+    lines += [rule, f"{'MAD score':<{width}}  {result.score:8.3f}  {result.loss_score:8.3f}"]
     return "\n".join(lines)
 
 
@@ -74,6 +75,7 @@ def mad_task(cfg: DictConfig) -> MADResult:
     print(f"mad: pattern={pattern} fidelity={rung_name} runs={n_runs} out_dir={out_dir}", flush=True)
     result = evaluate_pattern(pattern, config, command.width, out_dir, command.seed)
     print(format_table(result))
+    print(f"device: {result.device}")
     print(f"wall_time_s: {result.wall_time_s:.1f}")
     print(f"tensorboard --logdir {out_dir}")
     return result

@@ -1,22 +1,37 @@
 """Evaluate a pattern on MAD: a fresh model per (setting, lr, wd), trained by Lightning.
 
-:class:`MADConfig` is one rung of cost (which settings, how many steps and
-examples, which lr/wd); :func:`evaluate_pattern` runs it and scores it the MAD
-way (:mod:`composer_automl.mad.scoring`).
+:class:`MADConfig` is one rung of cost (which settings, how long, which lr/wd sweep,
+which optimizer and schedule, which device); its defaults are the MAD reference
+protocol's (athms/mad-lab), and a cheaper rung states each difference as a field.
+:func:`evaluate_pattern` runs it and scores it the MAD way
+(:mod:`composer_automl.mad.scoring`): every run reports its evaluation with the lowest
+test loss, as the reference reports its lowest-test-perplexity checkpoint.
+
+Deliberate differences of ``mad-full`` from the reference protocol (task-level ones are
+listed in :mod:`composer_automl.mad.tasks`):
+
+- the layers are Composer's primitives at the search width (``A``: grouped-query
+  attention with RoPE, ``M``: SwiGLU, pre-norm residual), not MAD's layer zoo: the
+  point is to rank *our* search space;
+- compression's encoder output passes through the pattern model's final RMSNorm
+  before the decoder (the reference pools the raw residual stream): the encoder is
+  the same :class:`~composer_automl.model.HybridLM` stack as every other task, and the
+  decoder starts with a norm in both;
+- data come from the trial's seed (train and test from independent child streams);
+  the reference seeds every dataset with 12345. The memorization map keeps the fixed
+  seed 12345, so it is one map for every trial;
+- the best evaluation is taken from the run's own history of test evaluations instead
+  of reloading a best checkpoint (the same numbers, no checkpoint files).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
-import os
 import time
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import lightning as L
 import torch
@@ -24,21 +39,30 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
-from composer_automl.config import ConfigError
-from composer_automl.lightning_module import OptimConfig
+from composer_automl import devices
+from composer_automl.config import ConfigError, choice
+from composer_automl.files import atomic_write_text
 from composer_automl.mad.data import MADData, load_or_generate
-from composer_automl.mad.models import MADModule
-from composer_automl.mad.scoring import RunAccuracy, mad_score, task_scores
+from composer_automl.mad.models import ACCURACIES, LR_SCHEDULES, MADModule, RunOptim, best_evaluation
+from composer_automl.mad.scoring import SCORES, RunResult, mad_score, task_scores
 from composer_automl.mad.settings import BASE_SETTINGS, SettingId, protocol
 from composer_automl.mad.tasks import TASKS, get_task
 from composer_automl.patterns import Pattern
+from composer_automl.quiet import quiet_lightning
 from composer_automl.rungs import SearchWidth
 from composer_automl.spec import ModelSpec
+
+TRAIN_ON = ("all", "scored")
+"""``all``: the recall family trains on every next token (the reference); ``scored``: only on scored positions."""
 
 
 @dataclass
 class MADConfig:
-    """One MAD rung: which settings, how long each run trains, which lr × weight-decay sweep."""
+    """One MAD rung: which settings, how long each run trains, which sweep, optimizer and device.
+
+    The defaults are the MAD reference protocol (``fidelity/mad-full.yaml``); a cheaper rung
+    overrides fields, so every difference from the reference is named in its file.
+    """
 
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     """Tasks to run (names from ``composer_automl.mad.tasks.TASKS``)."""
@@ -60,18 +84,36 @@ class MADConfig:
     """Multiplies every setting's ``num_train_examples`` (cheap rungs use less data)."""
     num_test_examples: int = 1280
     """Test sequences per setting (MAD: 1280)."""
-    evals_per_run: int = 4
-    """Test-set evaluations per run; the last one is the run's accuracy."""
+    evals_per_run: Optional[int] = None
+    """Test-set evaluations per run, evenly spaced; None = after every epoch (the reference)."""
     early_stop_accuracy: float = 0.999
-    """Stop a run once test accuracy reaches this (MAD: 0.999)."""
-    warmup_fraction: float = 0.1
-    """Share of a run's steps spent in linear lr warm-up."""
-    min_lr_ratio: float = 0.01
-    """Final lr of the cosine schedule as a fraction of the peak."""
+    """Stop a run once test accuracy reaches this (MAD: 0.999), checked at every evaluation."""
+    train_on: str = "all"
+    """Training targets of the recall family: ``all`` next tokens (the reference) or ``scored`` positions only."""
+    accuracy: str = "macro"
+    """``macro`` (torchmetrics' multiclass default per batch, averaged over batches: the reference) or ``micro``."""
+    score: str = "accuracy"
+    """The rung's loss: ``accuracy`` (1 − MAD score) or ``loss`` (mean normalized test loss, see scoring)."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """AdamW betas (the reference: torch's defaults)."""
+    decay_all_params: bool = True
+    """Weight decay on every parameter (the reference) or on matrices only."""
+    warmup_fraction: float = 0.0
+    """Share of a run's steps spent in linear lr warm-up (the reference: none)."""
+    lr_schedule: str = "cosine-epoch"
+    """``cosine-epoch`` (the reference) or ``cosine-step`` (see ``composer_automl.mad.models.learning_rate``)."""
+    min_lr: float = 1e-6
+    """Floor of the cosine schedule (the reference: 1e-6)."""
     d_model: Optional[int] = None
     """Override the search width's d_model for this rung (cheaper models); None keeps it."""
     ffn_hidden: Optional[int] = None
     """Override the search width's SwiGLU hidden size; None keeps it."""
+    accelerator: str = "cpu"
+    """``cpu``, ``gpu`` or ``auto`` (GPU when one is visible); see ``composer_automl.devices``."""
+    devices: int = 1
+    """Devices per run: 1 (MAD models are tiny; run one search worker per GPU instead)."""
+    precision: str = "32-true"
+    """Lightning precision; ``auto`` = bf16-mixed on GPU, 32-true on CPU."""
     cache_dir: Optional[str] = None
     """Dataset cache folder; None uses the default (see ``composer_automl.mad.data``)."""
     progress_bar: bool = False
@@ -86,14 +128,28 @@ class MADConfig:
             raise ConfigError(f"mad.lrs must be a non-empty list of positive numbers, got {list(self.lrs)}")
         if not self.weight_decays or any(wd < 0 for wd in self.weight_decays):
             raise ConfigError(f"mad.weight_decays must be a non-empty list of numbers >= 0, got {list(self.weight_decays)}")
-        positive = {k: getattr(self, k) for k in ("batch_size", "max_steps", "epochs", "num_test_examples", "evals_per_run")}
+        positive = {k: getattr(self, k) for k in ("batch_size", "max_steps", "epochs", "num_test_examples")}
+        if self.evals_per_run is not None:
+            positive["evals_per_run"] = self.evals_per_run
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"mad.{name} must be >= 1, got {value}")
         if not 0 < self.train_examples_scale:
             raise ConfigError(f"mad.train_examples_scale must be > 0, got {self.train_examples_scale}")
-        if not 0 <= self.warmup_fraction < 1 or not 0 <= self.min_lr_ratio <= 1:
-            raise ConfigError("mad.warmup_fraction must be in [0, 1) and mad.min_lr_ratio in [0, 1]")
+        choice(self.train_on, TRAIN_ON, "mad.train_on")
+        choice(self.accuracy, ACCURACIES, "mad.accuracy")
+        choice(self.score, SCORES, "mad.score")
+        choice(self.lr_schedule, LR_SCHEDULES, "mad.lr_schedule")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"mad.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"mad.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not 0 <= self.min_lr <= min(self.lrs):
+            raise ConfigError(f"mad.min_lr must be in [0, min(lrs)={min(self.lrs):g}], got {self.min_lr}")
+        devices.check_fields(self.accelerator, self.precision, "mad", self.devices)
+        if self.devices != 1:
+            raise ConfigError(f"mad.devices={self.devices}: a MAD run uses one device; give each search worker "
+                              "its own GPU instead")
         self.settings()  # impossible settings (after overrides) fail here, before any training
 
     def settings(self) -> list[SettingId]:
@@ -124,91 +180,103 @@ class MADConfig:
 
 @dataclass(frozen=True)
 class MADResult:
-    """Every run's accuracy plus the MAD aggregates."""
+    """Every run's result plus the MAD aggregates (both scores) and the device used."""
 
-    runs: list[RunAccuracy]
+    runs: list[RunResult]
     task_scores: dict[str, float]
+    """Task → accuracy score."""
+    task_losses: dict[str, float]
+    """Task → normalized loss score."""
     score: float
+    """MAD accuracy score."""
+    loss_score: float
+    """Mean normalized test loss (see :mod:`composer_automl.mad.scoring`)."""
     wall_time_s: float
+    device: str
+    """Where the runs trained, e.g. ``cpu, 32-true`` or ``gpu (NVIDIA H100), bf16-mixed``."""
+
+    def rung_loss(self, score: str) -> float:
+        """What the rung minimises: 1 − accuracy score, or the loss score."""
+        return 1.0 - self.score if score == "accuracy" else self.loss_score
 
 
-@contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's per-Trainer info lines and data-loader hints (one line per run instead)."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*LitLogger.*")
-        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-        try:
-            yield
-        finally:
-            for lg, level in zip(loggers, levels):
-                lg.setLevel(level)
+def run_schedule(n_train: int, config: MADConfig) -> tuple[int, int, int]:
+    """(total steps, steps between evaluations, steps per epoch) of one run.
 
-
-def run_schedule(n_train: int, config: MADConfig) -> tuple[int, int]:
-    """(total steps, steps between evaluations): epochs or max_steps, rounded to whole eval intervals."""
-    steps = min(config.max_steps, config.epochs * math.ceil(n_train / config.batch_size))
+    Steps = min(max_steps, epochs × batches per epoch). Without ``evals_per_run`` the run
+    evaluates after every epoch (the reference); with it, at that many even intervals
+    (the step count rounded up to whole intervals).
+    """
+    per_epoch = math.ceil(n_train / config.batch_size)
+    steps = min(config.max_steps, config.epochs * per_epoch)
+    if config.evals_per_run is None:
+        return steps, min(per_epoch, steps), per_epoch
     interval = math.ceil(steps / config.evals_per_run)
-    return interval * math.ceil(steps / interval), interval
+    return interval * math.ceil(steps / interval), interval, per_epoch
 
 
-def loaders(data: MADData, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
-    """Shuffled (seeded) train loader and an ordered test loader."""
-    train = TensorDataset(torch.from_numpy(data.train_inputs), torch.from_numpy(data.train_targets))
+def loaders(data: MADData, batch_size: int, seed: int, train_on: str) -> tuple[DataLoader, DataLoader]:
+    """Shuffled (seeded) train loader and an ordered test loader of the same batch size."""
+    train = TensorDataset(torch.from_numpy(data.train_inputs), torch.from_numpy(data.train_targets(train_on)))
     test = TensorDataset(torch.from_numpy(data.test_inputs), torch.from_numpy(data.test_targets))
     generator = torch.Generator().manual_seed(seed)
     return (
         DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator),
-        DataLoader(test, batch_size=max(batch_size, 256)),
+        DataLoader(test, batch_size=batch_size),
     )
 
 
-def train_run(
-    sid: SettingId,
-    data: MADData,
-    pattern: Pattern,
-    width: SearchWidth,
-    lr: float,
-    weight_decay: float,
-    config: MADConfig,
-    out_dir: Path,
-    seed: int,
-) -> tuple[float, int]:
-    """Train one fresh model on one setting; returns (final test accuracy, steps taken)."""
+def run_tag(sid: SettingId, lr: float, weight_decay: float) -> str:
+    """``<task>/<setting>-lr..-wd..``: the TensorBoard tag prefix of one run."""
+    return f"{sid.task}/{sid.name}-lr{lr:g}-wd{weight_decay:g}"
+
+
+def train_run(sid: SettingId, data: MADData, pattern: Pattern, width: SearchWidth, lr: float, weight_decay: float,
+              config: MADConfig, device: devices.Device, out_dir: Path, seed: int) -> RunResult:
+    """Train one fresh model on one setting; its result is the evaluation with the lowest test loss."""
     s = sid.setting
     spec = ModelSpec(pattern, width.d_model, width.n_heads, width.n_kv_heads, width.ffn_hidden,
-                     vocab_size=s.vocab_size, max_seq_len=s.seq_len)
-    steps, interval = run_schedule(s.num_train_examples, config)
-    optim = OptimConfig(lr=lr, weight_decay=weight_decay, warmup_steps=round(config.warmup_fraction * steps),
-                        max_steps=steps, min_lr_ratio=config.min_lr_ratio)
+                     vocab_size=s.vocab_size, max_seq_len=data.train_inputs.shape[1])
+    steps, interval, per_epoch = run_schedule(s.num_train_examples, config)
+    optim = RunOptim(lr=lr, weight_decay=weight_decay, betas=(config.betas[0], config.betas[1]),
+                     decay_all_params=config.decay_all_params, schedule=config.lr_schedule,
+                     warmup_steps=round(config.warmup_fraction * steps), total_steps=steps,
+                     steps_per_epoch=per_epoch, min_lr=config.min_lr)
     L.seed_everything(seed, workers=True, verbose=False)
-    module = MADModule(spec, optim, autoencoder=get_task(sid.task).autoencoder)
-    train_loader, test_loader = loaders(data, config.batch_size, seed)
-    early_stop = EarlyStopping("val/acc", mode="max", patience=10**9, stopping_threshold=config.early_stop_accuracy,
-                               check_on_train_epoch_end=False)
+    tag = run_tag(sid, lr, weight_decay)
+    module = MADModule(spec, optim, tag, autoencoder=get_task(sid.task).autoencoder, accuracy=config.accuracy)
+    train_loader, test_loader = loaders(data, config.batch_size, seed, config.train_on)
+    early_stop = EarlyStopping(f"{tag}/test_acc", mode="max", patience=10**9,
+                               stopping_threshold=config.early_stop_accuracy, check_on_train_epoch_end=False)
     trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
+        accelerator=device.accelerator,
+        devices=device.devices,
+        precision=device.precision,
         max_steps=steps,
         max_epochs=-1,
         val_check_interval=interval,
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
-        logger=TensorBoardLogger(out_dir, name=sid.task, version=f"{sid.name}-lr{lr:g}-wd{weight_decay:g}"),
+        # every run of a trial writes into one TensorBoard run, under its own tags
+        logger=TensorBoardLogger(out_dir, name="", version="", default_hp_metric=False),
         log_every_n_steps=max(1, min(50, interval)),
         callbacks=[early_stop],
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=config.progress_bar,
-        deterministic=True,
+        deterministic=device.deterministic,
     )
     trainer.fit(module, train_loader, test_loader)
-    return float(trainer.callback_metrics["val/acc"]), trainer.global_step
+    best = best_evaluation(module.evaluations)
+    return RunResult(sid.task, sid.name, lr, weight_decay, best.accuracy, best.loss, s.vocab_size, trainer.global_step)
+
+
+def describe(device: devices.Device) -> str:
+    """``cpu, 32-true`` or ``gpu (NVIDIA H100 80GB HBM3), bf16-mixed``."""
+    where = device.accelerator
+    if device.accelerator == "gpu":
+        where += f" ({torch.cuda.get_device_name()})"
+    return f"{where}, {device.precision}"
 
 
 def evaluate_pattern(
@@ -221,44 +289,47 @@ def evaluate_pattern(
 ) -> MADResult:
     """Train ``pattern`` on every setting × lr × wd of ``config``; score the MAD way.
 
-    TensorBoard logs go to ``out_dir/<task>/<setting>-lr..-wd..``; the per-run
-    accuracies to ``out_dir/mad_results.json``. ``log`` gets one line per run.
+    TensorBoard logs of every run go to one run in ``out_dir`` (tags
+    ``<task>/<setting>-lr..-wd../test_loss`` …); the per-run results to
+    ``out_dir/mad_results.json``. ``log`` gets one line for the device, then one per run.
     """
     pattern = Pattern.parse(pattern) if isinstance(pattern, str) else pattern
+    device = devices.resolve(config.accelerator, config.precision, "mad", config.devices)
     width = config.width(width)
     settings = config.settings()
     out_dir = Path(out_dir)
     cache_dir = Path(config.cache_dir) if config.cache_dir else None
     start = time.perf_counter()
-    runs: list[RunAccuracy] = []
+    runs: list[RunResult] = []
     n_runs = len(settings) * len(config.lrs) * len(config.weight_decays)
+    log(f"mad: {pattern} on {describe(device)}, {n_runs} runs")
     with quiet_lightning():
         for sid in settings:
             data = load_or_generate(sid.task, sid.setting, seed, config.num_test_examples, cache_dir)
             for lr in config.lrs:
                 for wd in config.weight_decays:
                     t0 = time.perf_counter()
-                    acc, steps = train_run(sid, data, pattern, width, lr, wd, config, out_dir, seed)
-                    runs.append(RunAccuracy(sid.task, sid.name, lr, wd, acc))
+                    run = train_run(sid, data, pattern, width, lr, wd, config, device, out_dir, seed)
+                    runs.append(run)
                     log(f"[mad {len(runs)}/{n_runs}] {pattern} {sid.task} {sid.name} lr={lr:g} wd={wd:g}: "
-                        f"acc={acc:.3f} ({steps} steps, {time.perf_counter() - t0:.1f}s)")
-    result = MADResult(runs, task_scores(runs), mad_score(runs), time.perf_counter() - start)
+                        f"acc={run.accuracy:.3f} loss={run.loss:.4f} ({run.steps} steps, "
+                        f"{time.perf_counter() - t0:.1f}s)")
+    result = MADResult(runs, task_scores(runs), task_scores(runs, "loss"), mad_score(runs),
+                       mad_score(runs, "loss"), time.perf_counter() - start, describe(device))
     write_results(result, pattern, out_dir)
     return result
 
 
 def write_results(result: MADResult, pattern: Pattern, out_dir: Path) -> Path:
-    """Write ``mad_results.json`` (temp name, then rename)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "mad_results.json"
+    """Write ``mad_results.json`` atomically."""
     payload = {
         "pattern": str(pattern),
         "mad_score": result.score,
+        "mad_loss": result.loss_score,
         "task_scores": result.task_scores,
+        "task_losses": result.task_losses,
         "wall_time_s": result.wall_time_s,
+        "device": result.device,
         "runs": [vars(r) for r in result.runs],
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(Path(out_dir) / "mad_results.json", json.dumps(payload, indent=2))

@@ -1,15 +1,37 @@
-"""Models for MAD tasks: the plain HybridLM, or an encoder bottleneck + decoder for compression."""
+"""Models and the Lightning module of one MAD training run.
+
+The model is a :class:`HybridLM` for every task but compression, which reads the
+pattern's layers through an encoder bottleneck and a small decoder (as MAD's
+autoencoder backbone does). :class:`MADModule` trains it on one setting and
+evaluates the scored test positions: each evaluation's token-weighted test loss and
+its accuracy (macro per batch averaged over batches, as the reference logs it, or
+micro over all scored positions) are kept, so the run can report the evaluation
+with the lowest test loss.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import lightning as L
 import torch
+import torch.nn.functional as F
+import torchmetrics
 from torch import nn
+from torchmetrics.functional.classification import multiclass_accuracy
 
-from composer_automl.lightning_module import HybridLMModule, OptimConfig
+from composer_automl.lightning_module import param_groups
 from composer_automl.model import INIT_STD, HybridLM
 from composer_automl.spec import ModelSpec
+from composer_automl.tokens import IGNORE_INDEX
+
+ACCURACIES = ("macro", "micro")
+"""``macro``: torchmetrics' multiclass default per batch, averaged over batches (the reference);
+``micro``: correct / scored over the whole test set."""
+LR_SCHEDULES = ("cosine-epoch", "cosine-step")
+"""``cosine-epoch``: cosine annealing stepped once per epoch (the reference's CosineAnnealingLR);
+``cosine-step``: cosine stepped every optimizer step, after the linear warm-up."""
 
 
 def sincos_positions(seq_len: int, dim: int) -> torch.Tensor:
@@ -59,10 +81,110 @@ class CompressionAutoEncoder(nn.Module):
         return self.unembed(self.decoder(x))
 
 
-class MADModule(HybridLMModule):
-    """HybridLMModule whose model is the compression autoencoder when ``autoencoder`` is set."""
+@dataclass(frozen=True)
+class RunOptim:
+    """Optimizer and schedule of one run (AdamW)."""
 
-    def __init__(self, spec: ModelSpec, optim: OptimConfig, autoencoder: bool = False):
-        super().__init__(spec, optim)
-        if autoencoder:
-            self.model = CompressionAutoEncoder(spec)
+    lr: float
+    weight_decay: float
+    betas: tuple[float, float]
+    decay_all_params: bool
+    """Decay every parameter (the reference) or matrices only (never norms or biases)."""
+    schedule: str
+    """One of :data:`LR_SCHEDULES`."""
+    warmup_steps: int
+    total_steps: int
+    steps_per_epoch: int
+    min_lr: float
+    """The cosine's floor (absolute)."""
+
+
+def learning_rate(step: int, o: RunOptim) -> float:
+    """The learning rate at optimizer ``step``: linear warm-up, then cosine from ``lr`` to ``min_lr``.
+
+    ``cosine-epoch`` holds the rate within an epoch and anneals over the run's epochs
+    (torch's CosineAnnealingLR with T_max = epochs, stepped per epoch);
+    ``cosine-step`` anneals every step over the steps after the warm-up.
+    """
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    if o.schedule == "cosine-epoch":
+        epochs = math.ceil(o.total_steps / o.steps_per_epoch)
+        progress = (step // o.steps_per_epoch) / epochs
+    else:
+        progress = (step - o.warmup_steps) / max(1, o.total_steps - o.warmup_steps)
+    return o.min_lr + (o.lr - o.min_lr) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One pass over the test set."""
+
+    step: int
+    loss: float
+    """Token-weighted mean cross-entropy over the scored test positions."""
+    accuracy: float
+
+
+def best_evaluation(evaluations: list[Evaluation]) -> Evaluation:
+    """The evaluation with the lowest test loss (the earliest on ties): the one a run reports."""
+    if not evaluations:
+        raise ValueError("a run needs at least one evaluation")
+    return min(evaluations, key=lambda e: (e.loss, e.step))
+
+
+class MADModule(L.LightningModule):
+    """One MAD run: trains on ``(inputs, targets)`` batches, evaluates the scored test positions.
+
+    Metrics are logged under ``<tag>/train_loss``, ``<tag>/test_loss`` and
+    ``<tag>/test_acc`` so that every run of a trial can share one TensorBoard run.
+    """
+
+    def __init__(self, spec: ModelSpec, optim: RunOptim, tag: str, autoencoder: bool = False,
+                 accuracy: str = "macro"):
+        super().__init__()
+        self.spec, self.optim, self.tag, self.accuracy = spec, optim, tag, accuracy
+        self.model = CompressionAutoEncoder(spec) if autoencoder else HybridLM(spec)
+        self.test_loss = torchmetrics.MeanMetric()
+        self.test_acc = torchmetrics.MeanMetric() if accuracy == "macro" else \
+            torchmetrics.classification.MulticlassAccuracy(spec.vocab_size, ignore_index=IGNORE_INDEX, average="micro")
+        self.evaluations: list[Evaluation] = []
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.model(idx)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        inputs, targets = batch
+        logits = self(inputs)  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
+        self.log(f"{self.tag}/train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        inputs, targets = batch
+        logits = self(inputs).flatten(0, 1).float()  # (B·T, V)
+        targets = targets.flatten()
+        n_scored = (targets != IGNORE_INDEX).sum()
+        self.test_loss.update(F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX), weight=n_scored)
+        if self.accuracy == "macro":
+            batch_acc = multiclass_accuracy(logits.argmax(-1), targets, self.spec.vocab_size, average="macro",
+                                            ignore_index=IGNORE_INDEX)
+            self.test_acc.update(batch_acc, weight=inputs.shape[0])
+        else:
+            self.test_acc.update(logits, targets)
+
+    def on_validation_epoch_end(self) -> None:
+        loss, acc = self.test_loss.compute(), self.test_acc.compute()
+        self.test_loss.reset()
+        self.test_acc.reset()
+        self.evaluations.append(Evaluation(self.global_step, float(loss), float(acc)))
+        self.log(f"{self.tag}/test_loss", loss)
+        self.log(f"{self.tag}/test_acc", acc)
+
+    def configure_optimizers(self):
+        o = self.optim
+        groups = [{"params": list(self.model.parameters()), "weight_decay": o.weight_decay}] if o.decay_all_params \
+            else param_groups(self.model, o.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate(step, o) / o.lr)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,4 +1,4 @@
-"""The ``mad`` fidelity rung: ``loss = 1 − MAD score`` of a pattern under a :class:`MADConfig`."""
+"""The ``mad`` fidelity rung: a pattern's MAD score under a :class:`MADConfig` (1 − accuracy score, or the loss score)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,17 @@ CONFIG = MADConfig
 """The rung's config dataclass (``fidelity/mad-*.yaml`` minus ``kind``)."""
 
 
+def metric(config: MADConfig) -> str:
+    """What the rung's loss is."""
+    return "1 - mad_score" if config.score == "accuracy" else "mad_loss"
+
+
 def evaluate(pattern: Pattern, config: MADConfig, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
-    """Score ``pattern`` on MAD; metrics are the per-task accuracies and ``mad_score`` (plain floats)."""
+    """Score ``pattern`` on MAD; loss per ``config.score``; metrics per task (``<task>/acc``,
+    ``<task>/loss``) and overall (``mad_score``, ``mad_loss``), plain floats."""
     result = evaluate_pattern(pattern, config, width, Path(out_dir), seed)
-    metrics = {task: float(acc) for task, acc in result.task_scores.items()}
-    metrics["mad_score"] = float(result.score)
-    return RungResult(loss=float(1.0 - result.score), metrics=metrics, wall_time_s=float(result.wall_time_s))
+    metrics = {f"{task}/acc": float(acc) for task, acc in result.task_scores.items()}
+    metrics.update({f"{task}/loss": float(loss) for task, loss in result.task_losses.items()})
+    metrics.update(mad_score=float(result.score), mad_loss=float(result.loss_score))
+    return RungResult(loss=float(result.rung_loss(config.score)), metrics=metrics,
+                      wall_time_s=float(result.wall_time_s))

@@ -1,16 +1,26 @@
-"""MAD scoring: best accuracy over the lr × wd sweep per setting → mean per task → mean over tasks."""
+"""MAD scoring: best run over the lr × wd sweep per setting → mean per task → mean over tasks.
+
+Two scores are kept side by side. ``accuracy`` is MAD's own (the best test accuracy over
+the sweep). ``loss`` is the lowest test loss over the sweep, divided by ``ln(vocab_size)``
+so that tasks of different vocabularies weigh alike (1.0 ≈ a uniform guess); it keeps
+ranking patterns where accuracy sits at chance.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from statistics import fmean
 from typing import Iterable
 
+SCORES = ("accuracy", "loss")
+"""What a MAD rung returns as its loss: ``1 − accuracy score`` or the normalized ``loss`` score."""
+
 
 @dataclass(frozen=True)
-class RunAccuracy:
-    """Test accuracy of one training run (one setting at one lr and weight decay)."""
+class RunResult:
+    """One training run (one setting at one lr and weight decay), at its lowest-test-loss evaluation."""
 
     task: str
     setting: str
@@ -18,28 +28,40 @@ class RunAccuracy:
     lr: float
     weight_decay: float
     accuracy: float
+    loss: float
+    """Test loss on the scored positions (nats per token)."""
+    vocab_size: int
+    steps: int = 0
+    """Optimizer steps the run took (early stop may end it before its budget)."""
+
+    @property
+    def normalized_loss(self) -> float:
+        return self.loss / math.log(self.vocab_size)
 
 
-def setting_scores(runs: Iterable[RunAccuracy]) -> dict[tuple[str, str], float]:
-    """(task, setting) → best accuracy over its sweep runs."""
+def setting_scores(runs: Iterable[RunResult], score: str = "accuracy") -> dict[tuple[str, str], float]:
+    """(task, setting) → best over its sweep runs: highest accuracy, or lowest normalized loss."""
     best: dict[tuple[str, str], float] = {}
     for run in runs:
         key = (run.task, run.setting)
-        best[key] = max(best.get(key, float("-inf")), run.accuracy)
+        if score == "accuracy":
+            best[key] = max(best.get(key, -math.inf), run.accuracy)
+        else:
+            best[key] = min(best.get(key, math.inf), run.normalized_loss)
     return best
 
 
-def task_scores(runs: Iterable[RunAccuracy]) -> dict[str, float]:
-    """Task → mean over its settings of the best-over-sweep accuracy (tasks in first-seen order)."""
+def task_scores(runs: Iterable[RunResult], score: str = "accuracy") -> dict[str, float]:
+    """Task → mean over its settings of :func:`setting_scores` (tasks in first-seen order)."""
     per_task: dict[str, list[float]] = defaultdict(list)
-    for (task, _), acc in setting_scores(runs).items():
-        per_task[task].append(acc)
-    return {task: float(fmean(accs)) for task, accs in per_task.items()}
+    for (task, _), value in setting_scores(runs, score).items():
+        per_task[task].append(value)
+    return {task: float(fmean(values)) for task, values in per_task.items()}
 
 
-def mad_score(runs: Iterable[RunAccuracy]) -> float:
+def mad_score(runs: Iterable[RunResult], score: str = "accuracy") -> float:
     """Mean over tasks of :func:`task_scores`; each task weighs the same whatever its setting count."""
-    scores = task_scores(runs)
+    scores = task_scores(runs, score)
     if not scores:
         raise ValueError("mad_score needs at least one run")
     return float(fmean(scores.values()))

@@ -1,36 +1,59 @@
-"""The six MAD synthetic tasks: settings and sample generators.
+"""The six MAD synthetic tasks: settings and sample generators, as the MAD reference defines them.
 
-Every generator is a pure function ``sample(rng, setting) -> (inputs, targets)``
-of an explicit :class:`numpy.random.Generator`; both arrays are int64 of length
-``setting.seq_len``. ``targets[t]`` is the token position ``t`` must predict and
-is ``IGNORE_INDEX`` (−100) wherever the task does not score.
+Every generator is a pure function ``sample(rng, setting) -> Sample`` of an explicit
+:class:`numpy.random.Generator`. A :class:`Sample` holds three int64 arrays of one
+length: the model's ``inputs``, the ``scored`` targets (what accuracy and the test
+loss count; ``IGNORE_INDEX`` elsewhere) and the ``dense`` targets a model trains on
+with ``train_on: all``: the next token at every position for the recall family (as
+the reference trains them), the scored targets for the other tasks.
 
-Vocabulary layout (token ids), per task:
+Vocabulary layout (token ids), per task, with ``V = vocab_size``:
 
-- in-context recall / noisy recall: keys ``[0, K)``, values ``[K, 2K)``,
+- in-context recall / noisy recall (multi-query): keys ``[0, K)``, values ``[K, 2K)``,
   noise ``[V−noise_vocab_size, V)``; ``K = (V − noise_vocab_size) // 2``.
-- fuzzy recall: keys ``[0, K)``, values ``[K, 2K)``, pad ``V−1``; ``K = (V−1) // 2``.
-- selective copying: data ``[0, V−2)``, blank ``V−2``, copy ``V−1``.
-- compression: data ``[0, V−1)``, compression token ``V−1``.
+- fuzzy recall (multi-query): keys ``[0, K)``, values ``[K, V−1)`` (the upper half of the
+  non-special tokens: 8 at V=16), pad ``V−1``; ``K = (V−1) // 2``. Training keys and
+  values are motifs of 1..k and 1..v distinct tokens; test keys have exactly
+  ``k_motif_size`` tokens (that is what the task tests), test values 1..v.
+- selective copying: data ``[0, V−2)``, blank ``V−2``, copy ``V−1``. Data tokens keep
+  their order; blanks go only before data tokens, so the last data token sits right
+  before the copy token.
+- compression: data ``[0, V−1)``, compression token ``V−1``; every position is
+  scored, the compression token's own included.
 - memorization: keys ``[0, K)``, values ``[K, 2K)``, insert ``V−1``; ``K = (V−1) // 2``.
 
-Differences from mad-lab, on purpose: models train on the scored positions only
-(mad-lab trains recall tasks on every next token), fuzzy-recall keys take 1..k
-tokens in train and test alike, and compression does not score its own
-compression token.
+Sequence lengths follow the reference: recall and noisy recall build ``seq_len``
+tokens and the model sees the first ``seq_len − 1`` (the last one is only a target);
+fuzzy recall left-pads to ``seq_len + 1`` tokens and the model sees ``seq_len``; the
+other tasks are ``seq_len`` long.
+
+Deliberate differences from the reference (athms/mad-lab), each to keep every scored
+position answerable or the code well-defined:
+
+- recall: the slot that is never noise is drawn among the body's pairs, so the final
+  probe always has a presented key (the reference may draw the final slot, leaving a
+  noisy sequence without any key: an error there);
+- fuzzy recall: the probe pair is always placed inside the body (the reference can end
+  the body before reaching its random probe position, and then scores a probe whose
+  key never appeared);
+- selective copying draws the blank positions from the task's ``rng`` (the reference
+  uses NumPy's global RNG there, so its data are not reproducible from the seed);
+- memorization's value segment is ``[K, 2K)`` (the reference's map leaves its top value
+  token unused anyway: ``K`` keys are paired with ``K`` of its ``K+1`` values).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from composer_automl.config import ConfigError
+from composer_automl.tokens import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 MEMORIZATION_MAP_SEED = 12345
 """Seed of the fixed memorization key→value map (independent of the data seed)."""
 
@@ -102,32 +125,53 @@ class NoisyRecallSetting(RecallSetting):
     """In-context recall with noise tokens interleaved between the pairs."""
 
 
-def sample_recall(rng: np.random.Generator, s: RecallSetting) -> tuple[np.ndarray, np.ndarray]:
-    """Key-value pairs with per-sequence consistent values; repeated keys are scored.
+@dataclass(frozen=True)
+class Sample:
+    """One generated sequence: model inputs, scored targets and dense (training) targets."""
 
-    Slot ``i`` occupies positions ``2i`` (key) and ``2i+1`` (value); the key position
-    predicts the value when that key appeared before. The last pair is always a probe.
+    inputs: np.ndarray
+    scored: np.ndarray
+    """Targets counted by accuracy and test loss; ``IGNORE_INDEX`` elsewhere."""
+    dense: np.ndarray
+    """Targets of ``train_on: all`` training (the next token everywhere, recall family)."""
+
+
+def _next_token_sample(tokens: np.ndarray, scored_next: np.ndarray) -> Sample:
+    """A sequence trained on every next token: inputs ``tokens[:-1]``, targets ``tokens[1:]``.
+
+    ``scored_next[t]`` is the scored target of the token at position ``t`` (it is predicted
+    from position ``t − 1``), ``IGNORE_INDEX`` where nothing is scored.
+    """
+    return Sample(tokens[:-1], scored_next[1:], tokens[1:].copy())
+
+
+def sample_recall(rng: np.random.Generator, s: RecallSetting) -> Sample:
+    """Multi-query key-value recall: every value of a key seen before is scored.
+
+    Slot ``i`` holds the key at ``2i`` and the value at ``2i+1`` (or two noise tokens);
+    the model predicts a repeated key's value at the key's position. The last slot is
+    always a probe of a key already shown.
     """
     n_keys = (s.vocab_size - s.noise_vocab_size) // 2
     n_pairs = s.seq_len // 2
-    inputs = np.empty(s.seq_len, dtype=np.int64)
-    targets = np.full(s.seq_len, IGNORE_INDEX, dtype=np.int64)
+    tokens = np.empty(s.seq_len, dtype=np.int64)
+    scored = np.full(s.seq_len, IGNORE_INDEX, dtype=np.int64)
     values = rng.integers(n_keys, 2 * n_keys, size=n_keys)  # this sequence's key→value map
     seen = np.zeros(n_keys, dtype=bool)
-    first_pair = rng.integers(n_pairs - 1)  # this slot is never noise: the probe has a key to recall
+    not_noise = rng.integers(n_pairs - 1)  # this slot is never noise: the probe has a key to recall
     for i in range(n_pairs):
         if i == n_pairs - 1:
             key = rng.choice(np.flatnonzero(seen))  # the final probe: a key already shown
-        elif i != first_pair and s.frac_noise > 0 and rng.random() < s.frac_noise:
-            inputs[2 * i : 2 * i + 2] = rng.integers(s.vocab_size - s.noise_vocab_size, s.vocab_size, size=2)
+        elif i != not_noise and s.frac_noise > 0 and rng.random() < s.frac_noise:
+            tokens[2 * i : 2 * i + 2] = rng.integers(s.vocab_size - s.noise_vocab_size, s.vocab_size, size=2)
             continue
         else:
             key = rng.integers(n_keys)
-        inputs[2 * i], inputs[2 * i + 1] = key, values[key]
+        tokens[2 * i], tokens[2 * i + 1] = key, values[key]
         if seen[key]:
-            targets[2 * i] = values[key]
+            scored[2 * i + 1] = values[key]
         seen[key] = True
-    return inputs, targets
+    return _next_token_sample(tokens, scored)
 
 
 # -- fuzzy in-context recall --------------------------------------------------------------
@@ -143,56 +187,62 @@ class FuzzyRecallSetting(TaskSetting):
     """Longest value motif (tokens)."""
 
     def validate(self) -> None:
-        half = (self.vocab_size - 1) // 2
+        n_keys = (self.vocab_size - 1) // 2
+        n_values = self.vocab_size - 1 - n_keys
         _need(self.k_motif_size >= 1 and self.v_motif_size >= 1, self, "motif sizes must be >= 1")
-        _need(half >= max(self.k_motif_size, self.v_motif_size, 2), self,
-              f"vocab_size={self.vocab_size} is too small for motifs of {self.k_motif_size}/{self.v_motif_size} "
-              f"distinct tokens + a pad token (need vocab_size >= {2 * max(self.k_motif_size, self.v_motif_size, 2) + 1})")
+        _need(n_keys >= max(self.k_motif_size, 2) and n_values >= self.v_motif_size, self,
+              f"vocab_size={self.vocab_size} is too small for key motifs of {self.k_motif_size} and value motifs of "
+              f"{self.v_motif_size} distinct tokens + a pad token "
+              f"(need vocab_size >= {2 * max(self.k_motif_size, self.v_motif_size, 2) + 1})")
         pair = self.k_motif_size + self.v_motif_size
         _need(self.seq_len >= 3 * pair, self,
               f"seq_len={self.seq_len} is too short for a key-value pair, its probe and one more pair "
               f"(need seq_len >= {3 * pair})")
 
 
-def sample_fuzzy_recall(rng: np.random.Generator, s: FuzzyRecallSetting) -> tuple[np.ndarray, np.ndarray]:
-    """Motif key→value pairs, left-padded; the value tokens of repeated keys are scored.
+def sample_fuzzy_recall(rng: np.random.Generator, s: FuzzyRecallSetting, train: bool = True) -> Sample:
+    """Motif key→value pairs, left-padded; every value token of a repeated key is scored.
 
-    A probe pair sits at a random place in the body and is repeated at the end.
-    Value token ``j`` is predicted at the position just before it (the last key
-    token for ``j = 0``).
+    Training keys have 1..k tokens, test keys exactly ``k_motif_size``; values 1..v
+    tokens. A probe pair sits at a random place in the body and is repeated at the end.
     """
     n_keys = (s.vocab_size - 1) // 2
     pad = s.vocab_size - 1
+    key_vocab, value_vocab = np.arange(n_keys), np.arange(n_keys, s.vocab_size - 1)
 
-    def motif(low: int, longest: int) -> tuple[int, ...]:
-        size = rng.integers(1, longest + 1)
-        return tuple(int(t) for t in rng.choice(np.arange(low, low + n_keys), size=size, replace=False))
+    def motif(vocab: np.ndarray, longest: int, exact: bool = False) -> tuple[int, ...]:
+        size = longest if exact else int(rng.integers(1, longest + 1))
+        return tuple(int(t) for t in rng.choice(vocab, size=size, replace=False))
 
-    probe_key, probe_value = motif(0, s.k_motif_size), motif(n_keys, s.v_motif_size)
+    def key() -> tuple[int, ...]:
+        return motif(key_vocab, s.k_motif_size, exact=not train)
+
+    probe_key, probe_value = key(), motif(value_vocab, s.v_motif_size)
     kv_map = {probe_key: probe_value}  # one value per key within the sequence
-    capacity = s.seq_len - 2 * (len(probe_key) + len(probe_value))  # room beside the two probe copies
+    total = s.seq_len + 1  # the model sees tokens[:-1]
+    capacity = total - 2 * (len(probe_key) + len(probe_value))  # room beside the two probe copies
     pairs: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     used = 0
     while True:
-        key = motif(0, s.k_motif_size)
-        value = kv_map.setdefault(key, motif(n_keys, s.v_motif_size))
-        if used + len(key) + len(value) > capacity:
+        k = key()
+        v = kv_map.setdefault(k, motif(value_vocab, s.v_motif_size))
+        if used + len(k) + len(v) > capacity:
             break
-        pairs.append((key, value))
-        used += len(key) + len(value)
+        pairs.append((k, v))
+        used += len(k) + len(v)
     pairs.insert(int(rng.integers(len(pairs) + 1)), (probe_key, probe_value))
     pairs.append((probe_key, probe_value))
 
-    tokens = [pad] * (s.seq_len - used - 2 * (len(probe_key) + len(probe_value)))
-    targets = np.full(s.seq_len, IGNORE_INDEX, dtype=np.int64)
+    tokens = [pad] * (capacity - used)
+    scored = np.full(total, IGNORE_INDEX, dtype=np.int64)
     seen: set[tuple[int, ...]] = set()
-    for key, value in pairs:
-        tokens += key
-        if key in seen:  # a probe: position p−1 predicts value token at p
-            targets[len(tokens) - 1 : len(tokens) - 1 + len(value)] = value
-        seen.add(key)
-        tokens += value
-    return np.array(tokens, dtype=np.int64), targets
+    for k, v in pairs:
+        tokens += k
+        if k in seen:
+            scored[len(tokens) : len(tokens) + len(v)] = v
+        seen.add(k)
+        tokens += v
+    return _next_token_sample(np.array(tokens, dtype=np.int64), scored)
 
 
 # -- selective copying --------------------------------------------------------------------
@@ -213,18 +263,19 @@ class SelectiveCopySetting(TaskSetting):
               f"2*num_tokens_to_copy+1 = {2 * self.num_tokens_to_copy + 1}")
 
 
-def sample_selective_copy(rng: np.random.Generator, s: SelectiveCopySetting) -> tuple[np.ndarray, np.ndarray]:
-    """``[data tokens scattered among blanks] copy blank×n``; the n trailing blanks predict the data."""
+def sample_selective_copy(rng: np.random.Generator, s: SelectiveCopySetting) -> Sample:
+    """``[data with blanks inserted before data tokens] copy blank×n``; the n trailing blanks predict the data."""
     n = s.num_tokens_to_copy
     blank, copy = s.vocab_size - 2, s.vocab_size - 1
-    region = s.seq_len - n - 1
+    n_blanks = s.seq_len - 2 * n - 1
     data = rng.integers(0, s.vocab_size - 2, size=n)
-    inputs = np.full(s.seq_len, blank, dtype=np.int64)
-    inputs[np.sort(rng.choice(region, size=n, replace=False))] = data
-    inputs[region] = copy
+    blanks_before = np.bincount(rng.integers(0, n, size=n_blanks), minlength=n)  # blanks in front of data token i
+    region = np.full(n + n_blanks, blank, dtype=np.int64)
+    region[np.arange(n) + np.cumsum(blanks_before)] = data  # order kept; the last data token ends the region
+    inputs = np.concatenate([region, [copy], np.full(n, blank)]).astype(np.int64)
     targets = np.full(s.seq_len, IGNORE_INDEX, dtype=np.int64)
-    targets[region + 1 :] = data
-    return inputs, targets
+    targets[-n:] = data
+    return Sample(inputs, targets, targets.copy())
 
 
 # -- compression --------------------------------------------------------------------------
@@ -239,14 +290,12 @@ class CompressionSetting(TaskSetting):
         _need(self.seq_len >= 2, self, f"seq_len={self.seq_len} must be >= 2")
 
 
-def sample_compression(rng: np.random.Generator, s: CompressionSetting) -> tuple[np.ndarray, np.ndarray]:
-    """Random data tokens then the compression token; targets restore every data token."""
+def sample_compression(rng: np.random.Generator, s: CompressionSetting) -> Sample:
+    """Random data tokens then the compression token; every position (that token's too) is restored."""
     inputs = np.empty(s.seq_len, dtype=np.int64)
     inputs[:-1] = rng.integers(0, s.vocab_size - 1, size=s.seq_len - 1)
     inputs[-1] = s.vocab_size - 1
-    targets = inputs.copy()
-    targets[-1] = IGNORE_INDEX
-    return inputs, targets
+    return Sample(inputs, inputs.copy(), inputs.copy())
 
 
 # -- memorization -------------------------------------------------------------------------
@@ -267,7 +316,7 @@ def memorization_map(vocab_size: int) -> np.ndarray:
     return n_keys + np.random.default_rng(MEMORIZATION_MAP_SEED).permutation(n_keys)
 
 
-def sample_memorization(rng: np.random.Generator, s: MemorizationSetting) -> tuple[np.ndarray, np.ndarray]:
+def sample_memorization(rng: np.random.Generator, s: MemorizationSetting) -> Sample:
     """``key insert key insert ...``; each insert position predicts ``map[key]``."""
     kv_map = memorization_map(s.vocab_size)
     keys = rng.integers(0, len(kv_map), size=s.seq_len // 2)
@@ -275,7 +324,7 @@ def sample_memorization(rng: np.random.Generator, s: MemorizationSetting) -> tup
     inputs[0::2] = keys
     targets = np.full(s.seq_len, IGNORE_INDEX, dtype=np.int64)
     targets[1::2] = kv_map[keys]
-    return inputs, targets
+    return Sample(inputs, targets, targets.copy())
 
 
 # -- registry -----------------------------------------------------------------------------
@@ -283,11 +332,14 @@ def sample_memorization(rng: np.random.Generator, s: MemorizationSetting) -> tup
 
 @dataclass(frozen=True)
 class Task:
-    """A MAD task: its setting type, sample generator and model head."""
+    """A MAD task: its setting type, sample generators and model head."""
 
     name: str
     setting_cls: type[TaskSetting]
-    sample: Callable[[np.random.Generator, TaskSetting], tuple[np.ndarray, np.ndarray]]
+    sample: Callable[[np.random.Generator, TaskSetting], Sample]
+    """Generator of training sequences."""
+    test_sample: Callable[[np.random.Generator, TaskSetting], Sample] | None = None
+    """Generator of test sequences when they differ from training ones (fuzzy recall's full-size keys)."""
     autoencoder: bool = False
     """Read out through an encoder bottleneck + decoder (compression) instead of an LM head."""
 
@@ -296,7 +348,8 @@ TASKS: dict[str, Task] = {
     task.name: task
     for task in (
         Task("in-context-recall", RecallSetting, sample_recall),
-        Task("fuzzy-in-context-recall", FuzzyRecallSetting, sample_fuzzy_recall),
+        Task("fuzzy-in-context-recall", FuzzyRecallSetting, sample_fuzzy_recall,
+             test_sample=functools.partial(sample_fuzzy_recall, train=False)),
         Task("noisy-in-context-recall", NoisyRecallSetting, sample_recall),
         Task("selective-copying", SelectiveCopySetting, sample_selective_copy),
         Task("compression", CompressionSetting, sample_compression, autoencoder=True),
@@ -313,10 +366,12 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-def generate(task: str, setting: TaskSetting, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` samples stacked: inputs and targets of shape (n, seq_len), int64."""
+def generate(task: str, setting: TaskSetting, rng: np.random.Generator, n: int,
+             split: str = "train") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` samples of ``split`` (``train`` or ``test``) stacked: inputs, scored and dense targets, (n, T) int64."""
     spec = get_task(task)
     if not isinstance(setting, spec.setting_cls):
         raise ConfigError(f"task {task} needs a {spec.setting_cls.__name__}, got {type(setting).__name__}")
-    pairs = [spec.sample(rng, setting) for _ in range(n)]
-    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    sample = spec.test_sample if split == "test" and spec.test_sample else spec.sample
+    samples = [sample(rng, setting) for _ in range(n)]
+    return tuple(np.stack([getattr(x, f) for x in samples]) for f in ("inputs", "scored", "dense"))

@@ -25,6 +25,11 @@ def search_spec(pattern: Pattern, width: SearchWidth, vocab_size: int, seq_len: 
                      ffn_hidden=width.ffn_hidden, vocab_size=vocab_size, max_seq_len=seq_len)
 
 
+def metric(config: PretrainConfig) -> str:
+    """What the rung's loss is: the held-out validation loss."""
+    return "val_loss"
+
+
 def evaluate(pattern: Pattern, config: PretrainConfig, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
     """Pretrain ``pattern`` for ``config.train_tokens``; loss = held-out validation loss."""
     start = time.perf_counter()

@@ -30,14 +30,6 @@ from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.paths import group_dir, group_options
 from composer_automl.rungs import RUNG_KINDS, Rung, read_rung_file, rung_from_mapping, rung_name
 
-METRICS: dict[str, str] = {
-    "mad": "1 - mad_score",
-    "pretrain": "val_loss",
-    "simulated": "simulated_loss",
-}
-"""Rung kind → the quantity its loss is (what BOHB minimises at that budget)."""
-
-
 @dataclass
 class RungEntry:
     """One step of the ladder."""
@@ -113,7 +105,7 @@ class Ladder:
 
     def metric(self, budget: float) -> str:
         """What the loss means at ``budget``."""
-        return METRICS[self.rung_for(budget).kind]
+        return self.rung_for(budget).metric
 
 
 def hpbandster_budgets(min_budget: float, max_budget: float, eta: float) -> list[float]:
@@ -161,9 +153,9 @@ def ladder_from_mapping(name: str, node: Mapping[str, Any] | DictConfig) -> Ladd
     for entry, inlined in zip(cfg.rungs, inline):
         mapping = dict(inlined) if inlined is not None else _rung_mapping(entry)
         rung = rung_from_mapping(_entry_name(entry), mapping)
-        if entry.metric is not None and entry.metric != METRICS[rung.kind]:
+        if entry.metric is not None and entry.metric != rung.metric:
             raise ConfigError(
-                f"fidelity {name}: rung {entry.rung!r} (kind {rung.kind}) returns {METRICS[rung.kind]!r}, "
+                f"fidelity {name}: rung {entry.rung!r} (kind {rung.kind}) returns {rung.metric!r}, "
                 f"not metric={entry.metric!r}"
             )
         rungs.append(rung)

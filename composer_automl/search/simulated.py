@@ -71,6 +71,10 @@ def true_loss(pattern: Pattern, config: SimulatedConfig) -> float:
     return 1.0 + frac_term + early_term + 0.15 * _unit_hash(f"true:{pattern}")
 
 
+def metric(config: SimulatedConfig) -> str:
+    return "simulated_loss"
+
+
 def evaluate(pattern: Pattern, config: SimulatedConfig, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
     """Score ``pattern`` at the configured fidelity; deterministic unless failure knobs fire."""
     start = time.perf_counter()

@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 
 def run_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COMPOSER_AUTOML_MAD_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "COMPOSER_AUTOML_CACHE": str(tmp_path / "cache")}
     cmd = [sys.executable, "-c", "from composer_automl.cli import main; main()", "mad", f"hydra.run.dir={tmp_path / 'run'}", *overrides]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
 
@@ -26,9 +26,9 @@ def test_mad_cli_prints_table_score_and_writes_tensorboard(tmp_path):
     out = proc.stdout
     assert "mad: pattern=AMAM fidelity=mad-quick runs=2" in out
     assert out.count("[mad ") == 2
-    assert "compression" in out and "memorization" in out and "MAD score" in out
-    events = EventAccumulator(str(tmp_path / "run" / "memorization" / "base-lr0.003-wd0")).Reload()
-    assert len(events.Scalars("val/acc")) >= 1
+    assert "compression" in out and "memorization" in out and "MAD score" in out and "device: cpu, 32-true" in out
+    events = EventAccumulator(str(tmp_path / "run")).Reload()
+    assert len(events.Scalars("memorization/base-lr0.003-wd0/test_acc")) >= 1
     assert (tmp_path / "run" / "mad_results.json").is_file()
 
 
@@ -37,6 +37,8 @@ def test_mad_cli_bad_input_exits_2_before_training(tmp_path):
     for overrides, needle in [
         (["pattern=AXM"], "pattern"),
         (["fidelity.overrides.selective-copying.num_tokens_to_copy=100"], "num_tokens_to_copy"),
+        (["fidelity.train_on=everything"], "train_on"),
+        (["fidelity.accelerator=cpu", "fidelity.precision=16-mixed"], "does not run on cpu"),
     ]:
         proc = run_cli(tmp_path, *overrides)
         assert proc.returncode == 2, (overrides, proc.stderr[-1000:])

@@ -12,10 +12,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.mad.command import load_mad_rung
-from composer_automl.mad.data import default_cache_dir, load_or_generate
+from composer_automl.mad.data import load_or_generate
 from composer_automl.mad.evaluate import MADConfig, evaluate_pattern, run_schedule
 from composer_automl.mad.tasks import RecallSetting
-from composer_automl.paths import group_dir
+from composer_automl.paths import cache_dir, group_dir
 from composer_automl.rungs import RungResult, SearchWidth, load_rung, rung_from_mapping
 
 TINY_WIDTH = SearchWidth(d_model=32, n_heads=4, n_kv_heads=2, ffn_hidden=64)
@@ -36,22 +36,32 @@ def tiny_config(tmp_path: Path, **changes) -> MADConfig:
 
 
 def test_evaluate_pattern_scores_logs_and_is_deterministic(tmp_path):
-    """Two runs with one seed give equal accuracies; results JSON and TensorBoard val/acc are written per setting."""
+    """Two runs with one seed give equal results; results JSON and one TensorBoard run with per-run tags."""
     config = tiny_config(tmp_path)
     lines: list[str] = []
     first = evaluate_pattern("AM", config, TINY_WIDTH, tmp_path / "a", seed=3, log=lines.append)
     second = evaluate_pattern("AM", config, TINY_WIDTH, tmp_path / "b", seed=3, log=lambda _: None)
-    assert [r.accuracy for r in first.runs] == [r.accuracy for r in second.runs]
-    assert list(first.task_scores) == ["compression", "memorization"]
+    assert [(r.accuracy, r.loss) for r in first.runs] == [(r.accuracy, r.loss) for r in second.runs]
+    assert list(first.task_scores) == list(first.task_losses) == ["compression", "memorization"]
     assert first.score == pytest.approx(np.mean(list(first.task_scores.values())))
+    assert first.loss_score == pytest.approx(np.mean([r.loss / np.log(r.vocab_size) for r in first.runs]))
     assert all(0.0 <= acc <= 1.0 for acc in first.task_scores.values()) and first.wall_time_s > 0
-    assert len(lines) == 2 and "compression base" in lines[0] and "acc=" in lines[0]
+    assert first.device == "cpu, 32-true" and lines[0] == "mad: AM on cpu, 32-true, 2 runs"
+    assert len(lines) == 3 and "compression base" in lines[1] and "acc=" in lines[1] and "loss=" in lines[1]
     saved = json.loads((tmp_path / "a" / "mad_results.json").read_text())
     assert saved["pattern"] == "AM" and saved["mad_score"] == pytest.approx(first.score)
-    run_dir = tmp_path / "a" / "compression" / "base-lr0.001-wd0"
-    events = EventAccumulator(str(run_dir)).Reload()
-    accs = [e.value for e in events.Scalars("val/acc")]
-    assert len(accs) == 2 and accs[-1] == pytest.approx(first.task_scores["compression"], abs=1e-6)
+    assert saved["device"] == "cpu, 32-true"
+    event_dirs = {p.parent for p in (tmp_path / "a").rglob("events.out.tfevents.*")}
+    assert event_dirs == {tmp_path / "a"}, "every run of the trial logs into one TensorBoard run"
+    events = EventAccumulator(str(tmp_path / "a"), size_guidance={"scalars": 0}).Reload()
+    tag = "compression/base-lr0.001-wd0"
+    losses = [e.value for e in events.Scalars(f"{tag}/test_loss")]
+    accs = [e.value for e in events.Scalars(f"{tag}/test_acc")]
+    assert len(losses) == len(accs) == 2
+    best = int(np.argmin(losses))  # the run reports its lowest-test-loss evaluation
+    assert first.runs[0].loss == pytest.approx(losses[best], abs=1e-6)
+    assert first.runs[0].accuracy == pytest.approx(accs[best], abs=1e-6)
+    assert {f"memorization/base-lr0.001-wd0/{m}" for m in ("test_loss", "test_acc")} <= set(events.Tags()["scalars"])
 
 
 def test_sweep_keeps_best_run_per_setting(tmp_path):
@@ -60,6 +70,7 @@ def test_sweep_keeps_best_run_per_setting(tmp_path):
                               tmp_path / "out", seed=0, log=lambda _: None)
     assert [(r.lr, r.setting) for r in result.runs] == [(1e-4, "base"), (1e-2, "base")]
     assert result.task_scores["compression"] == max(r.accuracy for r in result.runs)
+    assert result.task_losses["compression"] == pytest.approx(min(r.loss for r in result.runs) / np.log(16))
 
 
 def test_dataset_cache_written_once_and_reused(tmp_path):
@@ -75,36 +86,38 @@ def test_dataset_cache_written_once_and_reused(tmp_path):
     np.testing.assert_array_equal(a.test_targets, b.test_targets)
     c = load_or_generate("in-context-recall", setting, 1, 5, tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 2 and not np.array_equal(a.train_inputs, c.train_inputs)
-    assert a.train_inputs.shape == (10, 16) and a.test_inputs.shape == (5, 16)
+    assert a.train_inputs.shape == (10, 15) and a.test_inputs.shape == (5, 15)  # recall: the model sees seq_len − 1
     assert not np.array_equal(a.train_inputs[:5], a.test_inputs), "train and test come from separate streams"
 
 
-def test_default_cache_dir_follows_environment(monkeypatch, tmp_path):
-    """The cache lives under $COMPOSER_AUTOML_MAD_CACHE, else $XDG_CACHE_HOME/composer-automl/mad."""
-    monkeypatch.delenv("COMPOSER_AUTOML_MAD_CACHE", raising=False)
+def test_cache_dir_follows_environment(monkeypatch, tmp_path):
+    """MAD datasets and prepared corpora share one root: $COMPOSER_AUTOML_CACHE, else $XDG_CACHE_HOME/composer-automl."""
+    monkeypatch.delenv("COMPOSER_AUTOML_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert default_cache_dir() == tmp_path / "composer-automl" / "mad"
-    monkeypatch.setenv("COMPOSER_AUTOML_MAD_CACHE", str(tmp_path / "x"))
-    assert default_cache_dir() == tmp_path / "x"
+    assert cache_dir("mad") == tmp_path / "composer-automl" / "mad"
+    monkeypatch.setenv("COMPOSER_AUTOML_CACHE", str(tmp_path / "x"))
+    assert cache_dir("mad") == tmp_path / "x" / "mad" and cache_dir("data") == tmp_path / "x" / "data"
 
 
 def test_run_schedule_epochs_steps_and_eval_intervals():
-    """Steps = min(max_steps, epochs × batches), rounded up to whole evaluation intervals."""
-    config = MADConfig(batch_size=10, max_steps=1000, epochs=3, evals_per_run=4)
-    assert run_schedule(95, config) == (32, 8)  # 3 epochs × 10 batches = 30 → 4 evals of 8 steps
-    assert run_schedule(10_000, MADConfig(max_steps=50, evals_per_run=5)) == (50, 10)
+    """Steps = min(max_steps, epochs × batches); evaluations every epoch by default, else at even intervals."""
+    assert run_schedule(95, MADConfig(batch_size=10, max_steps=1000, epochs=3, evals_per_run=4)) == (32, 8, 10)
+    assert run_schedule(10_000, MADConfig(max_steps=50, evals_per_run=5)) == (50, 10, 79)
+    assert run_schedule(12_800, MADConfig()) == (20_000, 100, 100)  # the reference: 200 epochs, one eval each
 
 
 def test_rung_returns_plain_floats(tmp_path):
-    """The mad rung returns loss = 1 − MAD score and plain-float metrics per task plus mad_score."""
+    """The mad rung returns loss = 1 − MAD score (or the loss score) and plain-float metrics per task."""
     data = dict(kind="mad", **{k: v for k, v in vars(tiny_config(tmp_path, tasks=["compression"])).items()})
-    rung = rung_from_mapping("tiny", data)
-    result = rung(__import__("composer_automl.patterns", fromlist=["Pattern"]).Pattern.parse("MA"),
-                  TINY_WIDTH, tmp_path / "rung", 0)
+    pattern = __import__("composer_automl.patterns", fromlist=["Pattern"]).Pattern.parse("MA")
+    result = rung_from_mapping("tiny", data)(pattern, TINY_WIDTH, tmp_path / "rung", 0)
     assert isinstance(result, RungResult)
-    assert set(result.metrics) == {"compression", "mad_score"}
+    assert set(result.metrics) == {"compression/acc", "compression/loss", "mad_score", "mad_loss"}
     assert all(type(v) is float for v in [result.loss, result.wall_time_s, *result.metrics.values()])
     assert result.loss == pytest.approx(1 - result.metrics["mad_score"])
+    by_loss = rung_from_mapping("tiny", {**data, "score": "loss"})
+    assert by_loss.metric == "mad_loss"
+    assert by_loss(pattern, TINY_WIDTH, tmp_path / "rung2", 0).loss == pytest.approx(result.metrics["mad_loss"])
 
 
 @pytest.mark.parametrize("name", ["mad-quick", "mad-standard", "mad-full"])
@@ -115,6 +128,18 @@ def test_shipped_mad_rungs_validate(name):
     assert yaml.safe_load((group_dir("fidelity") / f"{name}.yaml").read_text())["kind"] == "mad"
     runs = len(rung.config.settings()) * len(rung.config.lrs) * len(rung.config.weight_decays)
     assert runs == {"mad-quick": 6, "mad-standard": 6, "mad-full": 396}[name]
+
+
+def test_mad_full_is_the_reference_protocol():
+    """mad-full: 66 settings × 3 lr × 2 wd, and the reference's optimizer, schedule, targets and scoring."""
+    c = load_rung("mad-full").config
+    assert len(c.settings()) == 66 and c.lrs == [1e-4, 5e-4, 1e-3] and c.weight_decays == [0.0, 0.1]
+    assert (c.batch_size, c.epochs, c.num_test_examples, c.train_examples_scale) == (128, 200, 1280, 1.0)
+    assert c.betas == [0.9, 0.999] and c.decay_all_params and c.warmup_fraction == 0.0
+    assert c.lr_schedule == "cosine-epoch" and c.min_lr == 1e-6
+    assert c.evals_per_run is None and c.early_stop_accuracy == 0.999  # evaluated and checked every epoch
+    assert c.train_on == "all" and c.accuracy == "macro" and c.score == "accuracy"
+    assert (c.accelerator, c.precision) == ("auto", "auto")
 
 
 @pytest.mark.parametrize(
@@ -131,6 +156,14 @@ def test_shipped_mad_rungs_validate(name):
         ({"overrides": {"compression": {"copies": 3}}}, "unknown field"),
         ({"overrides": {"nope": {"seq_len": 3}}}, "unknown MAD task"),
         ({"epochz": 3}, "unknown key"),
+        ({"train_on": "every"}, "train_on"),
+        ({"accuracy": "weighted"}, "accuracy"),
+        ({"lr_schedule": "linear"}, "lr_schedule"),
+        ({"betas": [0.9]}, "betas"),
+        ({"min_lr": 1.0}, "min_lr"),
+        ({"accelerator": "tpu"}, "accelerator"),
+        ({"accelerator": "cpu", "precision": "16-mixed"}, "does not run on cpu"),
+        ({"devices": 2}, "devices"),
     ],
 )
 def test_bad_rung_config_is_one_config_error(node, match):
@@ -152,7 +185,8 @@ def test_attention_solves_recall_far_better_than_mlp_only(tmp_path):
     config = MADConfig(
         tasks=["in-context-recall"], overrides={"in-context-recall": {"seq_len": 32}}, lrs=[3e-3],
         batch_size=32, max_steps=80, train_examples_scale=0.1, num_test_examples=128, evals_per_run=1,
-        cache_dir=str(tmp_path / "cache"),
+        train_on="scored", accuracy="micro", betas=[0.9, 0.95], warmup_fraction=0.1, lr_schedule="cosine-step",
+        min_lr=3e-5, cache_dir=str(tmp_path / "cache"),
     )
     width = SearchWidth(d_model=32, n_heads=2, n_kv_heads=1, ffn_hidden=64)
     attn = evaluate_pattern("AMAM", config, width, tmp_path / "a", seed=0, log=lambda _: None).score

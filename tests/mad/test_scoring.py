@@ -1,22 +1,25 @@
-"""MAD scoring arithmetic on hand-made accuracies, and the shipped protocol's shape."""
+"""MAD scoring arithmetic on hand-made run results, and the shipped protocol's shape."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from composer_automl.config import ConfigError
-from composer_automl.mad.scoring import RunAccuracy, mad_score, setting_scores, task_scores
+from composer_automl.mad.scoring import RunResult, mad_score, setting_scores, task_scores
 from composer_automl.mad.settings import BASE_SETTINGS, VARIATIONS, protocol, task_settings
 
+LN16 = math.log(16)
 RUNS = [
-    # recall: base best 0.9 (over lr), seq_len=256 best 0.5 → task 0.7
-    RunAccuracy("in-context-recall", "base", 1e-3, 0.0, 0.6),
-    RunAccuracy("in-context-recall", "base", 5e-4, 0.0, 0.9),
-    RunAccuracy("in-context-recall", "seq_len=256", 1e-3, 0.0, 0.5),
-    RunAccuracy("in-context-recall", "seq_len=256", 1e-3, 0.1, 0.2),
-    # compression: one setting, best over wd 0.3 → task 0.3
-    RunAccuracy("compression", "base", 1e-3, 0.0, 0.1),
-    RunAccuracy("compression", "base", 1e-3, 0.1, 0.3),
+    # recall: base best 0.9 (over lr), seq_len=256 best 0.5 → task 0.7; losses: best 0.5·ln16 and 0.7·ln16
+    RunResult("in-context-recall", "base", 1e-3, 0.0, 0.6, 0.5 * LN16, 16),
+    RunResult("in-context-recall", "base", 5e-4, 0.0, 0.9, 0.6 * LN16, 16),
+    RunResult("in-context-recall", "seq_len=256", 1e-3, 0.0, 0.5, 0.7 * LN16, 16),
+    RunResult("in-context-recall", "seq_len=256", 1e-3, 0.1, 0.2, 0.9 * LN16, 16),
+    # compression: one setting, best over wd 0.3 → task 0.3; best loss 0.8·ln16
+    RunResult("compression", "base", 1e-3, 0.0, 0.1, 0.8 * LN16, 16),
+    RunResult("compression", "base", 1e-3, 0.1, 0.3, 1.0 * LN16, 16),
 ]
 
 
@@ -33,6 +36,14 @@ def test_mean_over_settings_then_tasks():
     """Task score = mean of its settings' bests; MAD score = unweighted mean over tasks."""
     assert task_scores(RUNS) == pytest.approx({"in-context-recall": 0.7, "compression": 0.3})
     assert mad_score(RUNS) == pytest.approx(0.5)  # not (0.9 + 0.5 + 0.3) / 3
+
+
+def test_loss_score_is_the_best_normalized_loss_per_setting():
+    """The loss score keeps each setting's lowest test loss over the sweep, in units of ln(vocab_size)."""
+    assert setting_scores(RUNS, "loss") == pytest.approx({
+        ("in-context-recall", "base"): 0.5, ("in-context-recall", "seq_len=256"): 0.7, ("compression", "base"): 0.8})
+    assert task_scores(RUNS, "loss") == pytest.approx({"in-context-recall": 0.6, "compression": 0.8})
+    assert mad_score(RUNS, "loss") == pytest.approx(0.7)
 
 
 def test_mad_score_needs_runs():

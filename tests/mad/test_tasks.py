@@ -1,4 +1,7 @@
-"""MAD task generators: shapes, vocab segments, key→value consistency, probes, scoring masks, seeds."""
+"""MAD task generators against the reference definitions, measured over >= 1,000 sequences.
+
+Each property is checked on the task's MAD base setting and on one variation.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import pytest
 from composer_automl.config import ConfigError
 from composer_automl.mad.settings import BASE_SETTINGS
 from composer_automl.mad.tasks import (
-    IGNORE_INDEX,
     TASKS,
     CompressionSetting,
     FuzzyRecallSetting,
@@ -20,145 +22,207 @@ from composer_automl.mad.tasks import (
     get_task,
     memorization_map,
 )
+from composer_automl.tokens import IGNORE_INDEX
 
-SMALL = {
-    "in-context-recall": RecallSetting(vocab_size=16, seq_len=64),
-    "fuzzy-in-context-recall": FuzzyRecallSetting(vocab_size=16, seq_len=64),
-    "noisy-in-context-recall": NoisyRecallSetting(vocab_size=32, seq_len=64, noise_vocab_size=16, frac_noise=0.4),
-    "selective-copying": SelectiveCopySetting(vocab_size=16, seq_len=64, num_tokens_to_copy=8),
-    "compression": CompressionSetting(vocab_size=16, seq_len=32),
-    "memorization": MemorizationSetting(vocab_size=64, seq_len=32),
+N = 1000
+VARIATION = {
+    "in-context-recall": {"vocab_size": 32},
+    "fuzzy-in-context-recall": {"vocab_size": 32},
+    "noisy-in-context-recall": {"frac_noise": 0.6},
+    "selective-copying": {"num_tokens_to_copy": 32},
+    "compression": {"seq_len": 64},
+    "memorization": {"vocab_size": 512},
 }
+"""One MAD variation per task (fields of the base setting changed)."""
 
 
-def make(task: str, seed: int = 0, n: int = 50):
-    return generate(task, SMALL[task], np.random.default_rng(seed), n)
+def both(task):
+    """(task, setting) parameters: the MAD base setting and one variation."""
+    base = BASE_SETTINGS[task]
+    return [pytest.param(task, base, id=f"{task}-base"),
+            pytest.param(task, base.replace(**VARIATION[task]), id=f"{task}-var")]
+
+
+def make(task, setting, split="train", n=N, seed=0):
+    return generate(task, setting, np.random.default_rng(seed), n, split=split)
+
+
+def full_tokens(inputs: np.ndarray, dense: np.ndarray) -> np.ndarray:
+    """The whole generated sequence of a next-token task: inputs plus the last target."""
+    return np.concatenate([inputs, dense[-1:]])
+
+
+def split_runs(tokens, is_key):
+    """Alternating runs of key tokens and value tokens (pads removed): [(kind, run), ...]."""
+    runs = []
+    for t in tokens:
+        kind = "k" if is_key(t) else "v"
+        if runs and runs[-1][0] == kind:
+            runs[-1][1].append(int(t))
+        else:
+            runs.append((kind, [int(t)]))
+    return [(kind, tuple(run)) for kind, run in runs]
 
 
 @pytest.mark.parametrize("task", list(TASKS))
 def test_shapes_dtypes_and_token_ranges(task):
-    """Every task yields (n, seq_len) int64 arrays, inputs inside the vocabulary, targets scored somewhere."""
-    x, y = make(task)
-    s = SMALL[task]
-    assert x.shape == y.shape == (50, s.seq_len)
-    assert x.dtype == y.dtype == np.int64
-    assert x.min() >= 0 and x.max() < s.vocab_size
-    scored = y[y != IGNORE_INDEX]
-    assert scored.size > 0 and scored.min() >= 0 and scored.max() < s.vocab_size
-    assert set(np.unique(y)) <= set(range(s.vocab_size)) | {IGNORE_INDEX}
+    """Every task yields three equal-shape int64 arrays; inputs and targets inside the vocabulary."""
+    s = BASE_SETTINGS[task]
+    for split in ("train", "test"):
+        x, scored, dense = make(task, s, split, n=20)
+        assert x.shape == scored.shape == dense.shape and x.dtype == scored.dtype == dense.dtype == np.int64
+        assert x.min() >= 0 and x.max() < s.vocab_size
+        for y in (scored, dense):
+            kept = y[y != IGNORE_INDEX]
+            assert kept.size > 0 and kept.min() >= 0 and kept.max() < s.vocab_size
+
+
+def test_sequence_lengths_follow_the_reference():
+    """Recall models see seq_len − 1 tokens, fuzzy recall seq_len (padded to seq_len + 1), the others seq_len."""
+    lengths = {task: make(task, BASE_SETTINGS[task], n=1)[0].shape[1] for task in TASKS}
+    assert lengths == {"in-context-recall": 127, "fuzzy-in-context-recall": 128, "noisy-in-context-recall": 127,
+                       "selective-copying": 256, "compression": 32, "memorization": 32}
 
 
 @pytest.mark.parametrize("task", list(TASKS))
 def test_deterministic_under_seed_and_different_across_seeds(task):
     """Same seed → identical arrays; another seed → different inputs."""
-    a, b, c = make(task, 1), make(task, 1), make(task, 2)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
+    s = BASE_SETTINGS[task]
+    a, b, c = make(task, s, n=20, seed=1), make(task, s, n=20, seed=1), make(task, s, n=20, seed=2)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
     assert not np.array_equal(a[0], c[0])
 
 
-@pytest.mark.parametrize("task", ["in-context-recall", "noisy-in-context-recall"])
-def test_recall_keys_values_consistent_and_probes_seen(task):
-    """Keys/values/noise stay in their segments; a key keeps one value per sequence; scored keys were seen before."""
-    s = SMALL[task]
-    n_keys = (s.vocab_size - s.noise_vocab_size) // 2
-    x, y = make(task, n=100)
-    for inputs, targets in zip(x, y):
-        seen: dict[int, int] = {}
-        for i in range(0, s.seq_len, 2):
-            k, v = int(inputs[i]), int(inputs[i + 1])
-            if k >= 2 * n_keys:  # a noise slot: both tokens are noise, nothing scored
-                assert v >= 2 * n_keys and targets[i] == targets[i + 1] == IGNORE_INDEX
-                continue
-            assert 0 <= k < n_keys <= v < 2 * n_keys
-            assert targets[i] in (IGNORE_INDEX, v) and targets[i + 1] == IGNORE_INDEX
-            assert (targets[i] != IGNORE_INDEX) == (k in seen), "scored exactly where the key was seen before"
-            assert seen.setdefault(k, v) == v, "key→value must be consistent within a sequence"
-        assert targets[-2] == inputs[-1], "the last pair is always a probe"
+@pytest.mark.parametrize("task, setting", both("in-context-recall") + both("noisy-in-context-recall")
+                         + both("fuzzy-in-context-recall"))
+def test_recall_family_trains_on_every_next_token(task, setting):
+    """Dense targets cover every position (the next token); scored targets are a subset of them."""
+    x, scored, dense = make(task, setting)
+    assert (dense != IGNORE_INDEX).all()
+    np.testing.assert_array_equal(dense[:, :-1], x[:, 1:])
+    kept = scored != IGNORE_INDEX
+    np.testing.assert_array_equal(scored[kept], dense[kept])
+
+
+@pytest.mark.parametrize("task, setting", both("in-context-recall") + both("noisy-in-context-recall"))
+def test_recall_probes_answerable_from_context(task, setting):
+    """Every scored position asks for the value of a key shown earlier with that value; keys keep one value."""
+    n_keys = (setting.vocab_size - setting.noise_vocab_size) // 2
+    for split in ("train", "test"):
+        x, scored, dense = make(task, setting, split)
+        for inputs, targets, nxt in zip(x, scored, dense):
+            tokens = full_tokens(inputs, nxt)
+            seen: dict[int, int] = {}
+            for i in range(0, len(tokens), 2):
+                k, v = int(tokens[i]), int(tokens[i + 1])
+                if k >= 2 * n_keys:  # a noise slot: nothing scored there
+                    assert v >= 2 * n_keys and targets[i] == IGNORE_INDEX
+                    continue
+                assert 0 <= k < n_keys <= v < 2 * n_keys
+                assert (targets[i] != IGNORE_INDEX) == (k in seen), "scored exactly where the key was seen before"
+                assert seen.setdefault(k, v) == v
+                if targets[i] != IGNORE_INDEX:
+                    assert targets[i] == v
+            assert targets[-1] != IGNORE_INDEX, "the last pair is always a probe"
 
 
 def test_noisy_recall_noise_fraction_and_segment():
-    """Noise tokens come from their own top segment, at roughly the requested fraction of slots."""
-    s = SMALL["noisy-in-context-recall"]
-    x, _ = make("noisy-in-context-recall", n=200)
-    noise_slots = (x[:, ::2] >= s.vocab_size - s.noise_vocab_size).mean()
-    assert 0.3 < noise_slots < 0.45  # 0.4 of the free slots (the probe and one pair are never noise)
-    clean = make("in-context-recall", n=50)[0]
-    assert clean.max() < SMALL["in-context-recall"].vocab_size
+    """Noise tokens come from their own top segment, at about the requested fraction of slots."""
+    s = BASE_SETTINGS["noisy-in-context-recall"].replace(frac_noise=0.4)
+    x, _, dense = make("noisy-in-context-recall", s)
+    tokens = np.concatenate([x, dense[:, -1:]], axis=1)
+    noise_slots = (tokens[:, ::2] >= s.vocab_size - s.noise_vocab_size).mean()
+    assert 0.36 < noise_slots < 0.41  # 0.4 of the free slots (the probe and one pair are never noise)
 
 
-def test_fuzzy_recall_motifs_consistent_and_probe_at_end():
-    """Fuzzy recall: scored tokens are values of a key motif seen earlier, predicted one position ahead."""
-    s = SMALL["fuzzy-in-context-recall"]
-    n_keys, pad = (s.vocab_size - 1) // 2, s.vocab_size - 1
-    x, y = make("fuzzy-in-context-recall", n=50)
-    for inputs, targets in zip(x, y):
-        body = inputs[inputs != pad]
-        assert (inputs[: len(inputs) - len(body)] == pad).all(), "padding only on the left"
-        # split into alternating key / value runs by segment
-        runs, cur = [], [int(body[0])]
-        for t in body[1:]:
-            if (t < n_keys) == (cur[-1] < n_keys):
-                cur.append(int(t))
-            else:
-                runs.append(tuple(cur))
-                cur = [int(t)]
-        runs.append(tuple(cur))
-        assert runs[0][0] < n_keys and len(runs) % 2 == 0
-        pairs = list(zip(runs[0::2], runs[1::2]))
-        kv: dict = {}
-        for k, v in pairs:
-            assert 1 <= len(k) <= s.k_motif_size and 1 <= len(v) <= s.v_motif_size
-            assert kv.setdefault(k, v) == v
-        assert pairs[-1][0] in [k for k, _ in pairs[:-1]], "the final key is a probe of a key already seen"
-        scored = np.flatnonzero(targets != IGNORE_INDEX)
-        np.testing.assert_array_equal(targets[scored], inputs[scored + 1])
-        assert (inputs[scored + 1] >= n_keys).all(), "only value tokens are scored"
-        assert targets[-2] == inputs[-1]
+@pytest.mark.parametrize("task, setting", both("fuzzy-in-context-recall"))
+def test_fuzzy_recall_keys_values_and_probes(task, setting):
+    """Train keys take every size 1..k, test keys exactly k; values 1..v from the upper half; probes answerable."""
+    n_keys = (setting.vocab_size - 1) // 2
+    pad = setting.vocab_size - 1
+    key_sizes = {"train": set(), "test": set()}
+    value_tokens = set()
+    for split in ("train", "test"):
+        x, scored, dense = make(task, setting, split)
+        for inputs, targets, nxt in zip(x, scored, dense):
+            tokens = full_tokens(inputs, nxt)
+            body_start = int(np.argmax(tokens != pad))
+            assert (tokens[:body_start] == pad).all() and (tokens[body_start:] != pad).all(), "left padding only"
+            runs = split_runs(tokens[body_start:], lambda t: t < n_keys)
+            assert runs[0][0] == "k" and len(runs) % 2 == 0
+            kv: dict = {}
+            position = body_start
+            for (_, k), (_, v) in zip(runs[0::2], runs[1::2]):
+                key_sizes[split].add(len(k))
+                assert 1 <= len(v) <= setting.v_motif_size and len(set(k)) == len(k) and len(set(v)) == len(v)
+                value_tokens.update(v)
+                value_at = position + len(k)  # first value token's position in tokens
+                expected = np.array(v) if k in kv else np.full(len(v), IGNORE_INDEX)
+                if k in kv:
+                    assert kv[k] == v, "a repeated key is answered by the value shown with it before"
+                np.testing.assert_array_equal(targets[value_at - 1 : value_at - 1 + len(v)], expected)
+                kv.setdefault(k, v)
+                position = value_at + len(v)
+            assert targets[-1] != IGNORE_INDEX, "the final pair is a probe"
+    assert key_sizes["train"] == set(range(1, setting.k_motif_size + 1))
+    assert key_sizes["test"] == {setting.k_motif_size}
+    assert value_tokens == set(range(n_keys, setting.vocab_size - 1))  # 8 value tokens at vocab 16
 
 
-def test_selective_copying_layout():
-    """Data tokens sit among blanks before one copy token; the trailing blanks predict them in order."""
-    s = SMALL["selective-copying"]
-    blank, copy = s.vocab_size - 2, s.vocab_size - 1
-    x, y = make("selective-copying")
-    n = s.num_tokens_to_copy
-    for inputs, targets in zip(x, y):
-        region = inputs[: s.seq_len - n - 1]
+@pytest.mark.parametrize("task, setting", both("selective-copying"))
+def test_selective_copying_keeps_order_and_ends_data_at_the_copy_token(task, setting):
+    """Data tokens keep their order among blanks, the last one right before the copy token; the tail recalls them."""
+    blank, copy, n = setting.vocab_size - 2, setting.vocab_size - 1, setting.num_tokens_to_copy
+    x, scored, dense = make(task, setting)
+    np.testing.assert_array_equal(scored, dense)
+    copy_at = setting.seq_len - n - 1
+    blanks_in_front = set()
+    for inputs, targets in zip(x, scored):
+        assert inputs[copy_at] == copy and (inputs[copy_at + 1 :] == blank).all()
+        region = inputs[:copy_at]
+        assert region[-1] != blank, "the last data token sits right before the copy token"
         data = region[region != blank]
         assert len(data) == n and data.max() < blank
-        assert inputs[s.seq_len - n - 1] == copy and (inputs[-n:] == blank).all()
-        assert (targets[: s.seq_len - n] == IGNORE_INDEX).all()
-        np.testing.assert_array_equal(targets[-n:], data)
+        np.testing.assert_array_equal(targets[-n:], data)  # data order kept
+        assert (targets[:-n] == IGNORE_INDEX).all()
+        blanks_in_front.add(int(np.argmax(region != blank)))
+    assert len(blanks_in_front) > 1, "blanks are spread, not only in front"
 
 
-def test_compression_targets_restore_data_tokens():
-    """Compression: inputs end with the compression token; targets are the data tokens (that token unscored)."""
-    s = SMALL["compression"]
-    x, y = make("compression")
-    assert (x[:, -1] == s.vocab_size - 1).all() and (x[:, :-1] < s.vocab_size - 1).all()
-    np.testing.assert_array_equal(y[:, :-1], x[:, :-1])
-    assert (y[:, -1] == IGNORE_INDEX).all()
+@pytest.mark.parametrize("task, setting", both("compression"))
+def test_compression_scores_every_position_including_the_compression_token(task, setting):
+    """Targets restore all T positions: the data tokens and the compression token itself."""
+    x, scored, dense = make(task, setting)
+    assert (x[:, -1] == setting.vocab_size - 1).all() and (x[:, :-1] < setting.vocab_size - 1).all()
+    np.testing.assert_array_equal(scored, x)
+    np.testing.assert_array_equal(dense, x)
+    assert (scored != IGNORE_INDEX).sum(axis=1).tolist() == [setting.seq_len] * N
 
 
-def test_memorization_map_fixed_across_samples_splits_and_seeds():
-    """Memorization: insert positions predict map[key], the same map for every sample and seed."""
-    s = SMALL["memorization"]
-    kv_map = memorization_map(s.vocab_size)
-    n_keys = (s.vocab_size - 1) // 2
+@pytest.mark.parametrize("task, setting", both("memorization"))
+def test_memorization_probes_answerable_from_the_training_map(task, setting):
+    """Insert positions predict map[key]: one fixed map for train and test, every seed; keys drawn from it."""
+    kv_map = memorization_map(setting.vocab_size)
+    n_keys = (setting.vocab_size - 1) // 2
     assert sorted(kv_map.tolist()) == list(range(n_keys, 2 * n_keys))
-    for seed in (0, 1):
-        x, y = make("memorization", seed)
-        assert (x[:, 1::2] == s.vocab_size - 1).all() and (y[:, 0::2] == IGNORE_INDEX).all()
-        np.testing.assert_array_equal(y[:, 1::2], kv_map[x[:, 0::2]])
-    np.testing.assert_array_equal(memorization_map(s.vocab_size), kv_map)
+    train_keys = set()
+    for split, seed in (("train", 0), ("test", 0), ("test", 1)):
+        x, scored, dense = make(task, setting, split, seed=seed)
+        np.testing.assert_array_equal(scored, dense)
+        assert (x[:, 1::2] == setting.vocab_size - 1).all() and (scored[:, 0::2] == IGNORE_INDEX).all()
+        np.testing.assert_array_equal(scored[:, 1::2], kv_map[x[:, 0::2]])
+        if split == "train":
+            train_keys = set(x[:, 0::2].ravel().tolist())
+    assert train_keys == set(range(n_keys)), "with 1,000 training sequences every key of the map is shown"
 
 
 def test_base_settings_generate():
-    """All six MAD base settings are valid and produce a sample of their sequence length."""
+    """All six MAD base settings are valid and generate both splits."""
     for task, setting in BASE_SETTINGS.items():
-        x, y = generate(task, setting, np.random.default_rng(0), 1)
-        assert x.shape == (1, setting.seq_len)
+        for split in ("train", "test"):
+            x, _, _ = generate(task, setting, np.random.default_rng(0), 1, split=split)
+            assert x.shape[0] == 1
 
 
 @pytest.mark.parametrize(
@@ -186,4 +250,4 @@ def test_unknown_task_and_wrong_setting_type():
     with pytest.raises(ConfigError, match="in-context-recall"):
         get_task("recall")
     with pytest.raises(ConfigError, match="RecallSetting"):
-        generate("in-context-recall", SMALL["compression"], np.random.default_rng(0), 1)
+        generate("in-context-recall", BASE_SETTINGS["compression"], np.random.default_rng(0), 1)

@@ -1,0 +1,37 @@
+"""Quiet training loops: Lightning's per-Trainer banners and known-harmless warnings silenced.
+
+Searches and calibrations start hundreds of Trainers; each would print its GPU/TPU
+banner and the same data-loader hints. Real warnings still show.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from contextlib import contextmanager
+from typing import Iterator
+
+HARMLESS_WARNINGS = (
+    ".*does not have many workers.*",  # our datasets are in memory or memory-mapped
+    ".*LitLogger.*",
+    ".*smaller than the logging interval.*",  # short runs log less often than log_every_n_steps
+    ".*no `val_dataloader`.*",  # pretraining validates after fit, by design
+)
+"""Message patterns of warnings that carry no information for our runs."""
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's INFO banners and :data:`HARMLESS_WARNINGS` inside the block."""
+    names = ("lightning.pytorch", "lightning.fabric", "lightning")
+    saved = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        for pattern in HARMLESS_WARNINGS:
+            warnings.filterwarnings("ignore", pattern)
+        try:
+            yield
+        finally:
+            for name, level in saved.items():
+                logging.getLogger(name).setLevel(level)
