@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from composer_automl.devices import Device
 from composer_automl.devices import resolve as resolve_device
 from composer_automl.lightning_module import HybridLMModule, OptimConfig
 from composer_automl.pretrain.config import PretrainConfig
+from composer_automl.quiet import quiet_lightning
 from composer_automl.throughput import TokenThroughput
 from composer_automl.spec import ModelSpec
 
@@ -111,9 +110,7 @@ def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: i
                               generator=torch.Generator().manual_seed(seed))
     valid_loader = DataLoader(data.valid, batch_size=cfg.batch_size)
     throughput = TokenThroughput(cfg.batch_size * cfg.seq_len, spec.flops_per_token(cfg.seq_len), window=cfg.log_every_n_steps)
-    with warnings.catch_warnings(), _quiet_lightning(not cfg.progress_bar), _cpu_threads(cfg):
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")  # windows are memory-mapped reads
-        warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")  # by design: we validate after fit
+    with quiet_lightning(), _cpu_threads(cfg):
         trainer = build_trainer(cfg, device, out_dir, [throughput])
         trainer.fit(module, train_loader, valid_loader if cfg.eval_every_steps else None)
         train_loss = float(trainer.callback_metrics["train/loss"])
@@ -130,20 +127,6 @@ def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: i
         "n_params": float(spec.num_params()),
         "wall_time_s": time.perf_counter() - start,
     }
-
-
-@contextlib.contextmanager
-def _quiet_lightning(quiet: bool):
-    """Silence Lightning's INFO banners (GPU available, ...) inside a search."""
-    names = ("lightning.pytorch", "lightning.fabric") if quiet else ()
-    saved = {name: logging.getLogger(name).level for name in names}
-    for name in names:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
 
 
 @contextlib.contextmanager
