@@ -1,7 +1,7 @@
 """Fidelity rungs: one way of scoring a pattern at one cost (a MAD suite, a pretraining run).
 
 A rung is a YAML file in ``fidelity/`` with a ``kind`` key naming its evaluator
-(``mad``, ``pretrain``, ``simulated``); the rest of the file is that kind's config
+(``mad``, ``pretrain``, ``simulated``, ``tabular``); the rest of the file is that kind's config
 dataclass. The search's fidelity ladder maps BOHB budgets onto rungs by name.
 """
 
@@ -59,6 +59,7 @@ RUNG_KINDS: dict[str, str] = {  # each module: CONFIG, evaluate, metric(config) 
     "mad": "composer_automl.mad.rung",
     "pretrain": "composer_automl.pretrain.rung",
     "simulated": "composer_automl.search.simulated",
+    "tabular": "composer_automl.calibrate.tabular",
 }
 """Rung kind → module defining ``CONFIG`` (its dataclass), ``evaluate`` (an :data:`Evaluate`) and
 ``metric(config)`` (what its loss is)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
 
@@ -63,10 +63,15 @@ def planned_trials(optimizer: str, ladder: Ladder, n_iterations: int) -> int:
 
 @dataclass
 class Replay:
-    """What a resumed run already has: sampled configs by id, finished trials by trial id."""
+    """What a run has sampled and finished: configs and their origin by config id, trials by trial id.
+
+    A resumed run starts from its logs; a fresh one from empty mappings that fill as it goes.
+    """
 
     configs: dict[tuple[int, ...], dict[str, Any]]
     trials: dict[str, TrialRecord]
+    picks: dict[tuple[int, ...], bool] = field(default_factory=dict)
+    """Whether each configuration came from BOHB's model (hpbandster's ``model_based_pick``)."""
 
 
 class MasterHooks:
@@ -110,7 +115,10 @@ class MasterHooks:
         else:
             config = transport.plain(dict(self.space.sample(1)[0]))
             info = {"model_based_pick": False, "fallback": "uniform valid pattern"}
-        append_config(self.run_dir, config_id, config, str(self.space.to_pattern(config)))
+        # hyperband/random samplers say nothing: their picks are random
+        self.replay.picks[config_id] = bool(info.get("model_based_pick", False))
+        append_config(self.run_dir, config_id, config, str(self.space.to_pattern(config)),
+                      self.replay.picks[config_id])
         return config, transport.plain(info)
 
     # -- submission -------------------------------------------------------------------------
@@ -166,6 +174,7 @@ class MasterHooks:
             error=error,
             elapsed_s=self.elapsed_offset + (time.time() - self.t0),
             worker=_short_worker_name(job.worker_name),
+            model_based_pick=self.replay.picks.get(tuple(job.id)),
         )
 
     def _progress(self, r: TrialRecord, replayed: bool) -> None:

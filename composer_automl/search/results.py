@@ -45,6 +45,8 @@ class TrialRecord:
     """Seconds since the search first started when this trial finished (resumes continue the clock)."""
     worker: str | None = None
     """Worker that ran it, ``HOST.PID`` (local workers: ``HOST.PID.INDEX``); None if unknown."""
+    model_based_pick: bool | None = None
+    """Whether the configuration came from BOHB's density model (False: random sampling; None: unknown)."""
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "failed"):
@@ -58,14 +60,22 @@ def append_trial(run_dir: str | Path, record: TrialRecord) -> None:
     append_jsonl(Path(run_dir) / TRIALS_FILE, dataclasses.asdict(record))
 
 
-def append_config(run_dir: str | Path, config_id: tuple[int, ...], config: dict[str, Any], pattern: str) -> None:
-    """Log a freshly sampled configuration under its hpbandster id (before it runs)."""
-    append_jsonl(Path(run_dir) / CONFIGS_FILE, {"config_id": list(config_id), "config": config, "pattern": pattern})
+def append_config(run_dir: str | Path, config_id: tuple[int, ...], config: dict[str, Any], pattern: str,
+                  model_based_pick: bool) -> None:
+    """Log a freshly sampled configuration under its hpbandster id (before it runs), with its origin."""
+    append_jsonl(Path(run_dir) / CONFIGS_FILE, {"config_id": list(config_id), "config": config, "pattern": pattern,
+                                                "model_based_pick": model_based_pick})
 
 
 def read_configs(run_dir: str | Path) -> dict[tuple[int, ...], dict[str, Any]]:
     """Sampled configurations of a run directory by config id (a torn last line is ignored)."""
     return {tuple(row["config_id"]): row["config"] for row in read_jsonl(Path(run_dir) / CONFIGS_FILE)}
+
+
+def read_picks(run_dir: str | Path) -> dict[tuple[int, ...], bool]:
+    """Whether each sampled configuration came from BOHB's model, by config id."""
+    return {tuple(row["config_id"]): bool(row.get("model_based_pick", False))
+            for row in read_jsonl(Path(run_dir) / CONFIGS_FILE)}
 
 
 def read_trials(run_dir: str | Path) -> list[TrialRecord]:

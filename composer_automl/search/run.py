@@ -24,7 +24,7 @@ from composer_automl.files import atomic_write_text
 from composer_automl.search.cluster import PoolSettings, RunAborted, WorkerPool, checked_secret
 from composer_automl.search.ladder import Ladder
 from composer_automl.search.master import OPTIMIZERS, Replay, make_master, planned_trials
-from composer_automl.search.results import SUMMARY_FILE, read_configs, read_trials
+from composer_automl.search.results import SUMMARY_FILE, read_configs, read_picks, read_trials
 from composer_automl.search.spaces import SearchSpace
 from composer_automl.search.summary import format_summary, summarize, write_summary
 
@@ -104,7 +104,7 @@ def run_search(
         saved = json.loads((run_dir / RUN_FILE).read_text())
         run_id = saved["run_id"]
         previous = read_trials(run_dir)
-        replay = Replay(read_configs(run_dir), {r.trial_id: r for r in previous})
+        replay = Replay(read_configs(run_dir), {r.trial_id: r for r in previous}, read_picks(run_dir))
         offset = max((r.elapsed_s for r in previous), default=0.0)
         print(f"resuming {run_dir}: {len(previous)} finished trials will not be run again", flush=True)
     else:

@@ -81,7 +81,24 @@ def summarize(records: list[TrialRecord], extra: dict[str, Any] | None = None) -
         "n_trials": len(records),
         "n_failed": sum(failed.values()),
         "trajectory": [vars(p) for p in incumbent_trajectory(records)],
+        "sampling": sampling_counts(records),
         **(extra or {}),
+    }
+
+
+def sampling_counts(records: list[TrialRecord]) -> dict[str, int]:
+    """How many configurations (and trials) came from BOHB's model and how many were random draws.
+
+    A configuration is counted once (at the first budget it ran); its promotions inherit its origin.
+    """
+    first: dict[str, TrialRecord] = {}
+    for r in records:
+        first.setdefault(r.trial_id.split("@")[0], r)
+    return {
+        "model_based_configs": sum(bool(r.model_based_pick) for r in first.values()),
+        "random_configs": sum(not r.model_based_pick for r in first.values()),
+        "model_based_trials": sum(bool(r.model_based_pick) for r in records),
+        "random_trials": sum(not r.model_based_pick for r in records),
     }
 
 
@@ -112,7 +129,10 @@ def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> None:
 
 def format_summary(summary: dict[str, Any], run_dir: str | Path) -> str:
     """Human-readable end-of-search report."""
-    lines = ["", "search finished: " + f"{summary['n_trials']} trials ({summary['n_failed']} failed)"]
+    picks = summary["sampling"]
+    lines = ["", "search finished: " + f"{summary['n_trials']} trials ({summary['n_failed']} failed); "
+             f"configurations from BOHB's model: {picks['model_based_configs']}, "
+             f"random: {picks['random_configs']}"]
     lines += [f"  budget {row['budget']:g} ({row['rung']}): best {row['pattern']}  loss={row['loss']:.4f}"
               for row in summary["best_per_budget"]]
     if summary["best_pattern"]:

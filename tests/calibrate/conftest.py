@@ -1,0 +1,38 @@
+"""Factories for calibration tables (rows written through the real table code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from composer_automl.calibrate.table import Row, append_row
+from composer_automl.patterns import Pattern
+from composer_automl.search.simulated import SimulatedConfig, true_loss
+
+
+def simulated_rows(patterns: list[str], rungs: dict[str, float], seeds: int, noise: float = 0.02) -> list[Row]:
+    """Rows whose loss is the simulated true loss plus a seeded, pattern- and rung-dependent offset."""
+    rows = []
+    for rung, cost in rungs.items():
+        for seed in range(seeds):
+            for i, p in enumerate(patterns):
+                offset = noise * (((i * 7 + seed * 13 + len(rung)) % 11) / 10 - 0.5)
+                loss = true_loss(Pattern.parse(p), SimulatedConfig()) + offset
+                rows.append(Row(p, rung, seed, "ok", loss, {"true": loss - offset}, cost, cost * 0.9, "h" + rung,
+                                "test", None, None))
+    return rows
+
+
+@pytest.fixture
+def make_table(tmp_path):
+    """``make_table(patterns, rungs={name: cost_s}, seeds)`` → a run directory holding that table."""
+
+    def make(patterns: list[str], rungs: dict[str, float], seeds: int = 2, name: str = "table") -> Path:
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        for row in simulated_rows(patterns, rungs, seeds):
+            append_row(run_dir, row)
+        return run_dir
+
+    return make
