@@ -16,12 +16,11 @@ from composer_automl.calibrate import stats
 from composer_automl.calibrate.table import Row
 from composer_automl.files import atomic_write, atomic_write_text
 from composer_automl.patterns import ATTENTION, Pattern
+from composer_automl.search.ladder import COST_TOLERANCE
 
 REPORT_JSON, REPORT_MD, REPORT_PNG = "report.json", "report.md", "report.png"
 TOP_PREFERRED = 5
 """How many of the reference's best patterns the report describes."""
-COST_TOLERANCE = 2.0
-"""Adjacent rungs whose cost ratio is off ``eta`` by more than this factor get a warning."""
 
 
 def rung_figures(rows: Sequence[Row], rung: str, reference: str, n_boot: int) -> dict[str, Any]:

@@ -326,9 +326,17 @@ def run_calibration(settings: CalibrateSettings, plan: Plan, run_dir: Path, resu
     print(f"calibrate {run_id}: {len(plan.patterns)} patterns × rungs "
           f"{', '.join(f'{name} ({k} seeds)' for name, k in plan.seeds.items())} = {n_jobs} evaluations; "
           f"{n_jobs - len(pending)} already in the table, {len(pending)} to run; run dir {run_dir}", flush=True)
+    for warning in plan.base.cost_warnings():
+        print(f"warning (stated costs): {warning}", flush=True)
     if pending:
         _evaluate(settings, plan, run_dir, pending, hashes, run_id, secret)
-    return write_report(run_dir, spec, read_rows(run_dir), settings.bootstrap)
+    report = write_report(run_dir, spec, read_rows(run_dir), settings.bootstrap)
+    for ladder, pairs in report["ladders"].items():
+        for pair in pairs:
+            if pair["cost_warning"]:
+                print(f"warning (measured costs): ladder {ladder}: {pair['low']} → {pair['high']} cost "
+                      f"{pair['cost_ratio']:.2g}× apart, not about eta", flush=True)
+    return report
 
 
 def _evaluate(settings: CalibrateSettings, plan: Plan, run_dir: Path, pending: list[tuple[int, int, int]],

@@ -30,6 +30,9 @@ from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.paths import group_dir, group_options
 from composer_automl.rungs import RUNG_KINDS, Rung, read_rung_file, rung_from_mapping, rung_name
 
+COST_TOLERANCE = 2.0
+"""Adjacent rungs whose cost ratio is off ``eta`` by more than this factor get a warning."""
+
 @dataclass
 class RungEntry:
     """One step of the ladder."""
@@ -106,6 +109,25 @@ class Ladder:
     def metric(self, budget: float) -> str:
         """What the loss means at ``budget``."""
         return self.rung_for(budget).metric
+
+    def cost_warnings(self, tolerance: float = COST_TOLERANCE) -> list[str]:
+        """Adjacent rungs whose stated costs (``cost_s``) are not about ``eta`` apart.
+
+        Hyperband spends budget as if a rung cost ``eta`` times the one below; when the
+        measured costs say otherwise its arithmetic (and every cumulative-budget plot) is off.
+        """
+        warnings = []
+        for low, high in zip(self.rungs, self.rungs[1:]):
+            if low.cost_s and high.cost_s:
+                ratio = high.cost_s / low.cost_s
+                if not self.eta / tolerance <= ratio <= self.eta * tolerance:
+                    warnings.append(f"rungs {low.name} ({low.cost_s:g} s) → {high.name} ({high.cost_s:g} s) cost "
+                                    f"{ratio:.2g}× apart, not about eta={self.eta:g}×: budgets do not mean cost here")
+        unstated = [r.name for r in self.rungs if r.cost_s is None]
+        if len(self.rungs) > 1 and unstated:
+            warnings.append(f"rung(s) {unstated} state no measured cost (cost_s); budgets cannot be checked against "
+                            "cost (measure with composer-automl calibrate)")
+        return warnings
 
 
 def hpbandster_budgets(min_budget: float, max_budget: float, eta: float) -> list[float]:

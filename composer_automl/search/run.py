@@ -137,6 +137,8 @@ def run_search(
                 ping_interval=settings.ping_interval_s,
             )
             try:
+                for warning in ladder.cost_warnings():
+                    print(f"warning: {warning}", flush=True)
                 print(f"search {run_id}: {settings.optimizer}, budgets {list(ladder.budgets)} "
                       f"({', '.join(r.name for r in ladder.rungs)}), {n_planned} trials planned, run dir {run_dir}",
                       flush=True)

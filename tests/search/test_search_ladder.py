@@ -121,3 +121,22 @@ def test_cli_bad_values_exit_2_with_one_line(override, message, capsys, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
     assert not run_dir.exists()
+
+
+def _costed(costs, eta=3.0):
+    base = {"kind": "simulated"}
+    rungs = [{"budget": eta ** i, "rung": f"r{i}", "rung_config": {**base, **({"cost_s": c} if c else {})}}
+             for i, c in enumerate(costs)]
+    return ladder_from_mapping("costed", {"kind": "ladder", "eta": eta, "rungs": rungs})
+
+
+def test_cost_warnings_flag_rungs_whose_stated_costs_are_not_eta_apart():
+    """Adjacent stated costs within [eta/2, 2·eta] pass; 10× apart at eta 3 warns; a missing cost is named."""
+    assert _costed([10, 30, 90]).cost_warnings() == []
+    assert _costed([10, 18, 100]).cost_warnings() == []
+    (warning,) = _costed([10, 100]).cost_warnings()
+    assert "r0 (10 s) → r1 (100 s) cost 10× apart, not about eta=3×" in warning
+    (warning,) = _costed([10, None]).cost_warnings()
+    assert "['r1'] state no measured cost" in warning
+    with pytest.raises(ConfigError, match="cost_s must be a positive number"):
+        _costed([10, -1])
