@@ -40,6 +40,8 @@ log = logging.getLogger("composer_automl.calibrate")
 
 RUN_FILE = "calibrate.json"
 """What the run directory calibrates (space, rungs and their configs, patterns, seeds, history)."""
+JOB_ORDER_SEED = 0
+"""Seed of the pattern order in which evaluations are dispatched."""
 EVALS_DIR = "evals"
 """Per-evaluation training logs (not part of the shipped table)."""
 
@@ -138,10 +140,12 @@ class Plan:
         return {r["rung"]: r["rung_config"] for r in self.ladder.mapping["rungs"]}
 
     def jobs(self) -> list[tuple[int, int, int]]:
-        """(rung index, pattern index, seed), seed-major so a partial table covers every rung early."""
+        """(rung index, pattern index, seed), seed-major so a partial table covers every rung early, and
+        patterns in a fixed shuffled order so that the patterns finished so far are a uniform sample."""
         n_seeds = max(self.seeds.values())
-        return [(r, p, s) for s in range(n_seeds) for r, rung in enumerate(self.ladder.rungs)
-                for p in range(len(self.patterns)) if s < self.seeds[rung.name]]
+        order = np.random.default_rng(JOB_ORDER_SEED).permutation(len(self.patterns))
+        return [(r, int(p), s) for s in range(n_seeds) for r, rung in enumerate(self.ladder.rungs)
+                for p in order if s < self.seeds[rung.name]]
 
     def key(self, job: tuple[int, int, int]) -> tuple[str, str, int]:
         r, p, s = job
