@@ -11,20 +11,22 @@ Prints one ``name: value`` line per figure:
 - ``worker_scaling_2_vs_1``: the first over the second. Ideal is 2; start-up, the
   master's per-trial overhead and the last bracket's tail (fewer trials left than
   workers) take it below.
-- ``anytime_target_regret``: the target. The simulated objective over 10-layer
-  patterns (1024, exact optimum by enumeration) is deterministic; the target is
-  reaching one of the best 1% of all patterns (true-loss regret ≤ this value).
-- ``anytime_median_budget_<optimizer>``: for random search, Hyperband and BOHB
-  (hpbandster, driven by our master, one in-process worker), the cumulative budget
-  (budget-1 trial = 1, budget-9 trial = 9) spent when the incumbent (best loss seen
-  at the maximum budget) first reaches the target; median over ``--seeds`` seeds,
-  each search ``--iterations`` iterations (48: 1152 budget for BOHB/Hyperband, 1296
-  for random). A seed that never reaches it counts as infinite; the line says in
-  how many seeds it was reached.
-- ``anytime_budget_ratio_<optimizer>_vs_random``: that median over random search's,
-  both measured in this run (< 1: reaches the target with less budget than random).
+- HybridBench-6 (real evaluations replayed from the shipped calibration table through the
+  ``tabular`` rung; cost = the recorded wall seconds of every evaluation, summed in the
+  order the search finished them; one worker): for BOHB and Hyperband on the ladder
+  ``--rungs`` + the reference rung on top, random search (evaluates at the top budget only)
+  and single-fidelity BO (BOHB with the reference rung as its only budget), ``--seeds``
+  searches each, every search run until it has spent ``--cost-cap`` seconds:
+  ``cost_to_top3_<method>``: median [interquartile range] of the cost spent when the search
+  first evaluates one of the reference rung's 3 best patterns (seed means) at the top budget
+  (a search that never does counts as infinite; the line says in how many it did);
+  ``cost_ratio_<method>_vs_random``: that median over random search's (goal for BOHB: <= 1/3);
+  ``final_regret_<method>``: median reference-loss regret (seed means) of the incumbent (best
+  loss observed at the top budget) at the cost cap; ``anytime_regret_png``: the median and IQR of
+  that regret against cost, per method. ``reference_top5`` lines describe what the reference
+  rung prefers: attention fraction and attention positions of its 5 best patterns.
 
-    python benchmarks/bench_search.py            # ~4-5 min on 2 cores
+    python benchmarks/bench_search.py            # ~25 min on 2 cores
     python benchmarks/bench_search.py --quick    # smaller, for a smoke test
 """
 
@@ -33,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import itertools
 import logging
 import math
 import os
@@ -46,17 +47,21 @@ import time
 import warnings
 from pathlib import Path
 
-from composer_automl.patterns import Pattern
 from composer_automl.search.ladder import ladder_from_mapping, load_ladder
 from composer_automl.search.results import TrialRecord, read_trials
 from composer_automl.search.run import SearchSettings, run_search
-from composer_automl.search.simulated import SimulatedConfig, true_loss
 from composer_automl.search.spaces import space_from_mapping
 from composer_automl.search.worker import serve
 
-N_LAYERS = 10
-TARGET_QUANTILE = 0.01
-"""Anytime target: the best 1% of all patterns."""
+DEFAULT_RUNGS = ["mad-quick", "pretrain-tiny"]
+"""The rungs of the default ladder as the shipped table names them (below the reference)."""
+
+
+def _reference_cost(table: str, reference: str) -> float:
+    from composer_automl.calibrate.table import read_rows
+    from composer_automl.calibrate.tabular import table_path
+
+    return statistics.median(r.wall_time_s for r in read_rows(table_path(table)) if r.rung == reference)
 
 
 def _ladder(**rung_fields):
@@ -107,48 +112,158 @@ def worker_scaling(root: Path, iterations: int, trial_s: float) -> None:
     print(f"worker_scaling_2_vs_1: {walls[1] / walls[2]:.2f}", flush=True)
 
 
-def anytime(root: Path, seeds: int, iterations: int) -> None:
-    config = SimulatedConfig()
-    losses = sorted(true_loss(Pattern(p), config) for p in itertools.product("AM", repeat=N_LAYERS))
-    optimum = losses[0]
-    target = losses[int(TARGET_QUANTILE * len(losses))] - optimum
-    print(f"anytime_target_regret: {target:.4f} (best {TARGET_QUANTILE:.0%} of {len(losses)} patterns)", flush=True)
-    space = space_from_mapping({"strategy": "one-shot", "n_layers": N_LAYERS})
-    ladder = _ladder()
+METHODS = {
+    "bohb": ("bohb", "multi"),
+    "hyperband": ("hyperband", "multi"),
+    "random": ("random", "multi"),
+    "bo": ("bohb", "single"),
+}
+"""Method → (hpbandster optimizer, ladder): ``single`` is the reference rung as the only budget."""
+
+
+def tabular_ladder(table: str, rungs: list[str], eta: float = 3.0):
+    """A tabular ladder replaying ``rungs`` of ``table`` at budgets 1, eta, eta², ..."""
+    entries = [{"budget": eta ** i, "rung": name, "rung_config": {"kind": "tabular", "table": table, "rung": name}}
+               for i, name in enumerate(rungs)]
+    return ladder_from_mapping("hybridbench", {"kind": "ladder", "eta": eta, "rungs": entries})
+
+
+def incumbent_curve(records: list[TrialRecord], top_budget: float, ref_means: dict[str, float]):
+    """(cumulative cost, reference regret of the incumbent) after each trial, in finishing order."""
+    best_loss, regret, spent, curve = math.inf, math.inf, 0.0, []
+    optimum = min(ref_means.values())
+    for r in sorted(records, key=lambda r: r.elapsed_s):
+        spent += r.wall_time_s
+        if r.status == "ok" and r.budget == top_budget and r.loss < best_loss:
+            best_loss, regret = r.loss, ref_means[r.pattern] - optimum
+        curve.append((spent, regret))
+    return curve
+
+
+def cost_to_targets(records: list[TrialRecord], top_budget: float, targets: set[str]) -> float:
+    """Cost spent when a target pattern is first evaluated at the top budget (inf if never)."""
+    spent = 0.0
+    for r in sorted(records, key=lambda r: r.elapsed_s):
+        spent += r.wall_time_s
+        if r.status == "ok" and r.budget == top_budget and r.pattern in targets:
+            return spent
+    return math.inf
+
+
+def _quantiles(values: list[float]) -> tuple[float, float, float]:
+    finite = sorted(values)
+    q = statistics.quantiles(finite, n=4, method="inclusive") if len(finite) > 1 else [finite[0]] * 3
+    return q[0], statistics.median(finite), q[2]
+
+
+def hybridbench(root: Path, table: str, rungs: list[str], reference: str, seeds: int, cost_cap: float,
+                png: Path) -> None:
+    from composer_automl.calibrate.stats import seed_means
+    from composer_automl.calibrate.table import read_rows
+    from composer_automl.calibrate.tabular import table_path
+    from composer_automl.calibrate.report import preferred_patterns
+
+    rows = read_rows(table_path(table))
+    ref_means = seed_means(rows, reference)
+    targets = set(sorted(ref_means, key=ref_means.get)[:3])
+    print(f"hybridbench_table: {table_path(table)} ({len(ref_means)} patterns; rungs {rungs} + reference {reference}; "
+          f"cost = recorded wall seconds, 1 worker)", flush=True)
+    for p in preferred_patterns(rows, reference):
+        print(f"reference_top5: {p['pattern']} loss={p['loss']:.4f} attention_fraction={p['attention_fraction']:.2f} "
+              f"attention_at={p['attention_positions']}", flush=True)
+    space = space_from_mapping({"strategy": "one-shot", "n_layers": 6})
+    ladders = {"multi": tabular_ladder(table, [*rungs, reference]), "single": tabular_ladder(table, [reference])}
+    mean_cost = {name: statistics.median(r.wall_time_s for r in rows if r.rung == name) for name in [*rungs, reference]}
+    curves: dict[str, list] = {}
     medians = {}
-    for optimizer in ("random", "hyperband", "bohb"):
-        needed = []
+    for method, (optimizer, which) in METHODS.items():
+        ladder = ladders[which]
+        per_iteration = _iteration_cost(optimizer, ladder, mean_cost)
+        iterations = max(1, math.ceil(1.3 * cost_cap / per_iteration))
+        needed, regrets, curves[method] = [], [], []
         for seed in range(seeds):
             settings = SearchSettings(optimizer=optimizer, n_workers=0, min_workers=1, n_iterations=iterations,
                                       seed=seed, ping_interval_s=1)
             records, _ = _search(settings, space, ladder, root, in_process_worker=True)
-            needed.append(_budget_to_target(records, ladder.max_budget, optimum, target, config))
-        medians[optimizer] = statistics.median(needed)
+            needed.append(cost_to_targets(records, ladder.max_budget, targets))
+            curve = incumbent_curve(records, ladder.max_budget, ref_means)
+            curves[method].append(curve)
+            regrets.append(_regret_at(curve, cost_cap))
+        lo, medians[method], hi = _quantiles(needed)
         reached = sum(math.isfinite(x) for x in needed)
-        print(f"anytime_median_budget_{optimizer}: {medians[optimizer]:.0f} "
-              f"(target reached in {reached}/{seeds} seeds)", flush=True)
-    for optimizer in ("hyperband", "bohb"):
-        ratio = medians[optimizer] / medians["random"] if math.isfinite(medians["random"]) else math.nan
-        print(f"anytime_budget_ratio_{optimizer}_vs_random: {ratio:.2f}", flush=True)
+        print(f"cost_to_top3_{method}: {medians[method]:.0f} s [IQR {lo:.0f}-{hi:.0f}] "
+              f"(reached in {reached}/{seeds} searches)", flush=True)
+        print(f"final_regret_{method}: {statistics.median(regrets):.4f} (at {cost_cap:.0f} s)", flush=True)
+    for method in ("bohb", "hyperband", "bo"):
+        ratio = medians[method] / medians["random"] if math.isfinite(medians["random"]) else math.nan
+        print(f"cost_ratio_{method}_vs_random: {ratio:.2f}", flush=True)
+    _plot(curves, cost_cap, png)
+    print(f"anytime_regret_png: {png}", flush=True)
 
 
-def _budget_to_target(records, max_budget, optimum, target, config) -> float:
-    """Cumulative budget spent when the incumbent (best observed at max budget) is within target."""
-    spent, best = 0.0, None
-    for r in sorted(records, key=lambda r: r.elapsed_s):
-        spent += r.budget
-        if r.status == "ok" and r.budget == max_budget and (best is None or r.loss < best.loss):
-            best = r
-            if true_loss(Pattern.parse(r.pattern), config) - optimum <= target + 1e-12:
-                return spent
-    return math.inf
+def _iteration_cost(optimizer: str, ladder, cost: dict[str, float]) -> float:
+    """Mean recorded cost of one iteration of ``optimizer`` (to size a search to the cost cap)."""
+    from composer_automl.search.master import planned_trials
+
+    n_stages = len(ladder.budgets)
+    per_budget = {b: cost[r.name] for b, r in zip(ladder.budgets, ladder.rungs)}
+    total = 0.0
+    for it in range(max(n_stages, 1)):
+        if optimizer == "random":
+            total += planned_trials("random", ladder, 1) * per_budget[ladder.max_budget]
+            continue
+        s = n_stages - 1 - (it % n_stages)
+        n0 = int(math.floor(n_stages / (s + 1)) * ladder.eta ** s)
+        for i in range(s + 1):
+            total += max(int(n0 * ladder.eta ** (-i)), 1) * per_budget[ladder.budgets[n_stages - 1 - s + i]]
+    return total / max(n_stages, 1)
+
+
+def _regret_at(curve: list[tuple[float, float]], cost: float) -> float:
+    regret = math.inf
+    for spent, r in curve:
+        if spent > cost:
+            break
+        regret = r
+    return regret
+
+
+def _plot(curves: dict[str, list], cost_cap: float, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    grid = np.linspace(0, cost_cap, 200)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, runs in curves.items():
+        values = np.array([[_regret_at(curve, t) for t in grid] for curve in runs])
+        values = np.where(np.isfinite(values), values, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before a first result
+            lo, mid, hi = (np.nanpercentile(values, q, axis=0) for q in (25, 50, 75))
+        ax.plot(grid / 3600, mid, label=method)
+        ax.fill_between(grid / 3600, lo, hi, alpha=0.2)
+    ax.set_xlabel("cost (hours of recorded evaluation time, 1 worker)")
+    ax.set_ylabel("regret of the incumbent (reference loss, nats)")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_title("HybridBench-6: median and IQR over seeds")
+    ax.legend()
+    fig.savefig(png, dpi=110, bbox_inches="tight")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer seeds/iterations, shorter trials")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per optimizer (default 11; 3 with --quick)")
-    parser.add_argument("--iterations", type=int, default=None, help="iterations per anytime search (default 48)")
+    parser.add_argument("--seeds", type=int, default=None, help="searches per method (default 20; 3 with --quick)")
+    parser.add_argument("--table", default="hybridbench6", help="calibration table replayed by the tabular rung")
+    parser.add_argument("--rungs", default=None, help="comma-separated ladder rungs below the reference "
+                        "(default: the table's default-ladder rungs, see fidelity/hybridbench6.yaml)")
+    parser.add_argument("--reference", default="pretrain-ref", help="the table's reference rung (top budget)")
+    parser.add_argument("--cost-cap", type=float, default=None, help="seconds of recorded cost per search "
+                        "(default: 64 reference evaluations)")
+    parser.add_argument("--png", default="bench_search_anytime.png", help="where the anytime-regret plot goes")
     parser.add_argument("--scaling-iterations", type=int, default=None, help="iterations of the scaling search (6)")
     parser.add_argument("--trial-s", type=float, default=None, help="seconds per trial when scaling (default 1)")
     parser.add_argument("--skip-scaling", action="store_true")
@@ -156,14 +271,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")  # statsmodels/pandas chatter from BOHB's KDE
-    seeds = args.seeds or (3 if args.quick else 11)
-    iterations = args.iterations or (12 if args.quick else 48)
+    seeds = args.seeds or (3 if args.quick else 20)
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_scaling:
             worker_scaling(Path(tmp), args.scaling_iterations or (3 if args.quick else 6),
                            args.trial_s or (0.3 if args.quick else 1.0))
         if not args.skip_anytime:
-            anytime(Path(tmp), seeds, iterations)
+            rungs = args.rungs.split(",") if args.rungs else DEFAULT_RUNGS
+            cost_cap = args.cost_cap or _reference_cost(args.table, args.reference) * (16 if args.quick else 64)
+            hybridbench(Path(tmp), args.table, rungs, args.reference, seeds, cost_cap, Path(args.png))
     sys.stdout.flush()
     os._exit(0)  # in-process worker threads of finished searches need no join
 
