@@ -78,7 +78,8 @@ def build_report(spec: dict[str, Any], rows: Sequence[Row], n_boot: int = 2000) 
         ladders[name] = ladder_figures(rows, names, ladder["eta"])
     failures = [{"pattern": r.pattern, "rung": r.rung, "seed": r.seed, "error": (r.error or "").splitlines()[-1:]}
                 for r in rows if r.status != "ok"]
-    return {"reference": reference, "patterns": len(spec["patterns"]), "rows": len(rows), "rungs": rungs,
+    return {"reference": reference, "patterns": len(spec["patterns"]), "rows": len(rows), "bootstrap": n_boot,
+            "rungs": rungs,
             "ladders": ladders, "reference_prefers": preferred_patterns(rows, reference), "failures": failures}
 
 
@@ -105,6 +106,8 @@ def format_markdown(report: dict[str, Any]) -> str:
                      f"{_num(f['cost_vs_reference'], 3)} | {_num(f['noise_ceiling'])} | {_interval(f, 'spearman')} | "
                      f"{_interval(f, 'kendall')} | {_num(f['top10_overlap'], 2)} |")
     for ladder, pairs in report["ladders"].items():
+        if not pairs:
+            continue
         lines += ["", f"## Ladder `{ladder}` (adjacent rungs)", "",
                   "| lower → higher | Spearman | Kendall | cost ratio |", "|---|---|---|---|"]
         for p in pairs:

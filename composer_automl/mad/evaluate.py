@@ -44,7 +44,7 @@ from composer_automl.config import ConfigError, choice
 from composer_automl.files import atomic_write_text
 from composer_automl.mad.data import MADData, load_or_generate
 from composer_automl.mad.models import ACCURACIES, LR_SCHEDULES, MADModule, RunOptim, best_evaluation
-from composer_automl.mad.scoring import SCORES, RunResult, mad_score, task_scores
+from composer_automl.mad.scoring import SCORES, RunResult, mad_score, task_scores, task_seconds
 from composer_automl.mad.settings import BASE_SETTINGS, SettingId, protocol
 from composer_automl.mad.tasks import TASKS, get_task
 from composer_automl.patterns import Pattern
@@ -187,6 +187,8 @@ class MADResult:
     """Task → accuracy score."""
     task_losses: dict[str, float]
     """Task → normalized loss score."""
+    task_seconds: dict[str, float]
+    """Task → wall seconds of its runs."""
     score: float
     """MAD accuracy score."""
     loss_score: float
@@ -266,9 +268,11 @@ def train_run(sid: SettingId, data: MADData, pattern: Pattern, width: SearchWidt
         enable_progress_bar=config.progress_bar,
         deterministic=device.deterministic,
     )
+    start = time.perf_counter()
     trainer.fit(module, train_loader, test_loader)
     best = best_evaluation(module.evaluations)
-    return RunResult(sid.task, sid.name, lr, weight_decay, best.accuracy, best.loss, s.vocab_size, trainer.global_step)
+    return RunResult(sid.task, sid.name, lr, weight_decay, best.accuracy, best.loss, s.vocab_size, trainer.global_step,
+                     time.perf_counter() - start)
 
 
 def describe(device: devices.Device) -> str:
@@ -308,13 +312,11 @@ def evaluate_pattern(
             data = load_or_generate(sid.task, sid.setting, seed, config.num_test_examples, cache_dir)
             for lr in config.lrs:
                 for wd in config.weight_decays:
-                    t0 = time.perf_counter()
                     run = train_run(sid, data, pattern, width, lr, wd, config, device, out_dir, seed)
                     runs.append(run)
                     log(f"[mad {len(runs)}/{n_runs}] {pattern} {sid.task} {sid.name} lr={lr:g} wd={wd:g}: "
-                        f"acc={run.accuracy:.3f} loss={run.loss:.4f} ({run.steps} steps, "
-                        f"{time.perf_counter() - t0:.1f}s)")
-    result = MADResult(runs, task_scores(runs), task_scores(runs, "loss"), mad_score(runs),
+                        f"acc={run.accuracy:.3f} loss={run.loss:.4f} ({run.steps} steps, {run.seconds:.1f}s)")
+    result = MADResult(runs, task_scores(runs), task_scores(runs, "loss"), task_seconds(runs), mad_score(runs),
                        mad_score(runs, "loss"), time.perf_counter() - start, describe(device))
     write_results(result, pattern, out_dir)
     return result

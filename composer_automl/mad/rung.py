@@ -19,10 +19,11 @@ def metric(config: MADConfig) -> str:
 
 def evaluate(pattern: Pattern, config: MADConfig, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
     """Score ``pattern`` on MAD; loss per ``config.score``; metrics per task (``<task>/acc``,
-    ``<task>/loss``) and overall (``mad_score``, ``mad_loss``), plain floats."""
+    ``<task>/loss``, ``<task>/seconds``) and overall (``mad_score``, ``mad_loss``), plain floats."""
     result = evaluate_pattern(pattern, config, width, Path(out_dir), seed)
     metrics = {f"{task}/acc": float(acc) for task, acc in result.task_scores.items()}
     metrics.update({f"{task}/loss": float(loss) for task, loss in result.task_losses.items()})
+    metrics.update({f"{task}/seconds": float(t) for task, t in result.task_seconds.items()})
     metrics.update(mad_score=float(result.score), mad_loss=float(result.loss_score))
     return RungResult(loss=float(result.rung_loss(config.score)), metrics=metrics,
                       wall_time_s=float(result.wall_time_s))

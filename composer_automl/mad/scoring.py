@@ -33,6 +33,8 @@ class RunResult:
     vocab_size: int
     steps: int = 0
     """Optimizer steps the run took (early stop may end it before its budget)."""
+    seconds: float = 0.0
+    """Wall seconds of the run (training and its evaluations)."""
 
     @property
     def normalized_loss(self) -> float:
@@ -57,6 +59,14 @@ def task_scores(runs: Iterable[RunResult], score: str = "accuracy") -> dict[str,
     for (task, _), value in setting_scores(runs, score).items():
         per_task[task].append(value)
     return {task: float(fmean(values)) for task, values in per_task.items()}
+
+
+def task_seconds(runs: Iterable[RunResult]) -> dict[str, float]:
+    """Task → wall seconds of all its runs (where a rung's time goes)."""
+    total: dict[str, float] = defaultdict(float)
+    for run in runs:
+        total[run.task] += run.seconds
+    return dict(total)
 
 
 def mad_score(runs: Iterable[RunResult], score: str = "accuracy") -> float:

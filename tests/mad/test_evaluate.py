@@ -42,6 +42,7 @@ def test_evaluate_pattern_scores_logs_and_is_deterministic(tmp_path):
     first = evaluate_pattern("AM", config, TINY_WIDTH, tmp_path / "a", seed=3, log=lines.append)
     second = evaluate_pattern("AM", config, TINY_WIDTH, tmp_path / "b", seed=3, log=lambda _: None)
     assert [(r.accuracy, r.loss) for r in first.runs] == [(r.accuracy, r.loss) for r in second.runs]
+    assert first.task_seconds == pytest.approx({r.task: r.seconds for r in first.runs}) and first.runs[0].seconds > 0
     assert list(first.task_scores) == list(first.task_losses) == ["compression", "memorization"]
     assert first.score == pytest.approx(np.mean(list(first.task_scores.values())))
     assert first.loss_score == pytest.approx(np.mean([r.loss / np.log(r.vocab_size) for r in first.runs]))
@@ -112,7 +113,8 @@ def test_rung_returns_plain_floats(tmp_path):
     pattern = __import__("composer_automl.patterns", fromlist=["Pattern"]).Pattern.parse("MA")
     result = rung_from_mapping("tiny", data)(pattern, TINY_WIDTH, tmp_path / "rung", 0)
     assert isinstance(result, RungResult)
-    assert set(result.metrics) == {"compression/acc", "compression/loss", "mad_score", "mad_loss"}
+    assert set(result.metrics) == {"compression/acc", "compression/loss", "compression/seconds", "mad_score",
+                                   "mad_loss"}
     assert all(type(v) is float for v in [result.loss, result.wall_time_s, *result.metrics.values()])
     assert result.loss == pytest.approx(1 - result.metrics["mad_score"])
     by_loss = rung_from_mapping("tiny", {**data, "score": "loss"})

@@ -1,0 +1,83 @@
+"""The shipped HybridBench-6 table: complete, consistent with its spec and report, reproducible row by row."""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections import Counter
+
+import pytest
+import torch
+
+from composer_automl.calibrate.report import build_report, json_safe
+from composer_automl.calibrate.table import read_rows, rung_hash
+from composer_automl.calibrate.tabular import SHIPPED_TABLES
+from composer_automl.rungs import rung_from_mapping
+from composer_automl.search.spaces import space_from_mapping
+
+BENCH = SHIPPED_TABLES / "hybridbench6"
+REPRODUCE_TOLERANCE = 2e-3
+"""Relative tolerance of a re-evaluated loss (identical bits on the recording machine; other CPUs may
+round differently in fp32, and training amplifies that a little)."""
+
+pytestmark = pytest.mark.skipif(not (BENCH / "calibrate.json").is_file(), reason="HybridBench-6 not shipped")
+
+
+def spec():
+    return json.loads((BENCH / "calibrate.json").read_text())
+
+
+def test_every_rung_covers_all_64_patterns_with_its_seeds():
+    """Each rung of the spec has an ok row for every pattern and seed, with the rung's config hash."""
+    s, rows = spec(), read_rows(BENCH)
+    patterns = {str(p) for p in space_from_mapping(s["search_space"]).patterns()}
+    assert len(patterns) == 64 and set(s["patterns"]) == patterns
+    for name, rung in s["rungs"].items():
+        assert rung["hash"] == rung_hash(rung["config"])
+        ok = [r for r in rows if r.rung == name and r.status == "ok"]
+        assert all(r.rung_hash == rung["hash"] for r in ok)
+        assert Counter(r.seed for r in ok) == {seed: 64 for seed in range(rung["seeds"])}, name
+        assert {r.pattern for r in ok} == patterns
+
+
+def test_shipped_report_is_the_report_of_the_shipped_table():
+    """report.json is what build_report computes from table.jsonl and calibrate.json (no hand edits)."""
+    shipped = json.loads((BENCH / "report.json").read_text())
+    recomputed = json_safe(build_report(spec(), read_rows(BENCH), n_boot=shipped.get("bootstrap", 2000)))
+    assert recomputed["rungs"].keys() == shipped["rungs"].keys()
+    for name, figures in shipped["rungs"].items():
+        for key in ("spearman", "kendall", "noise_ceiling", "median_cpu_s", "top10_overlap"):
+            assert recomputed["rungs"][name][key] == pytest.approx(figures[key], nan_ok=True), (name, key)
+
+
+def rows_to_reproduce():
+    """The cheapest MAD row and the cheapest pretraining row of the table (seed 1: not the default seed)."""
+    if not (BENCH / "calibrate.json").is_file():
+        return []
+    s, rows = spec(), read_rows(BENCH)
+    picks = []
+    for kind in ("mad", "pretrain"):
+        names = [n for n, r in s["rungs"].items() if r["config"]["kind"] == kind]
+        candidates = [r for r in rows if r.rung in names and r.status == "ok" and r.seed == 1]
+        if candidates:
+            picks.append(min(candidates, key=lambda r: (r.cpu_time_s, r.pattern)))
+    return picks
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("row", rows_to_reproduce(), ids=lambda r: f"{r.rung}-{r.pattern}-s{r.seed}")
+def test_a_row_reevaluated_with_the_shipped_code_gives_its_recorded_loss(row, tmp_path, monkeypatch):
+    """Re-running a row's pattern, rung config and seed (one torch thread, as recorded) gives its loss."""
+    s = spec()
+    recorded_python = s["history"][0]["machine"]["python"]
+    if s["rungs"][row.rung]["config"]["kind"] == "pretrain" and platform.python_version() != recorded_python:
+        pytest.skip(f"the stdlib corpus is this Python's own sources: recorded on {recorded_python}, "
+                    f"this is {platform.python_version()}")
+    monkeypatch.setenv("COMPOSER_AUTOML_CACHE", str(tmp_path / "cache"))
+    torch.set_num_threads(1)
+    space = space_from_mapping(s["search_space"])
+    rung = rung_from_mapping(row.rung, s["rungs"][row.rung]["config"])
+    config = space.to_config(row.pattern)
+    result = rung(space.to_pattern(config), space.width(config), tmp_path / "eval", row.seed)
+    assert result.loss == pytest.approx(row.loss, rel=REPRODUCE_TOLERANCE)
