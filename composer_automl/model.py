@@ -7,6 +7,10 @@ layer ``x + mixer(RMSNorm(x))`` where the mixer is attention (``A``) or SwiGLU (
 Initialisation (GPT-2 / Megatron style): every linear and the embedding are
 N(0, 0.02); the projections that write into the residual stream (attention output,
 SwiGLU down) are N(0, 0.02/√(2·n_layers)); RMSNorm weights are ones.
+
+Inference: :meth:`HybridLM.generate` decodes with a :class:`KVCache` that only the
+attention layers hold (an ``M`` layer needs no past), so a pattern's cache is
+``n_attention_layers / n_layers`` of a Llama-style model's at the same depth.
 """
 
 from __future__ import annotations
@@ -38,6 +42,37 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
 
 
+class KVCache:
+    """Keys and values of the past tokens, one (B, n_kv, max_len, hd) pair per attention layer.
+
+    ``length`` tokens are filled; a forward pass over T new tokens appends them. MLP layers
+    hold nothing, so the cache's bytes are those of the pattern's attention layers only.
+    """
+
+    def __init__(self, spec: ModelSpec, batch: int, max_len: int, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32):
+        if max_len > spec.max_seq_len:
+            raise ValueError(f"cache length {max_len} exceeds max_seq_len={spec.max_seq_len}")
+        shape = (batch, spec.n_kv_heads, max_len, spec.head_dim)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(spec.n_attention_layers)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(spec.n_attention_layers)]
+        self.length = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes allocated for keys and values."""
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
+
+    def append(self, slot: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store (B, n_kv, T, hd) keys/values of attention layer ``slot`` after the past; return all so far."""
+        end = self.length + k.shape[2]
+        if end > self.keys[slot].shape[2]:
+            raise ValueError(f"the KV cache holds {self.keys[slot].shape[2]} tokens; {end} requested")
+        self.keys[slot][:, :, self.length : end] = k
+        self.values[slot][:, :, self.length : end] = v
+        return self.keys[slot][:, :, :end], self.values[slot][:, :, :end]
+
+
 class Attention(nn.Module):
     """Causal grouped-query self-attention with RoPE through SDPA."""
 
@@ -47,17 +82,28 @@ class Attention(nn.Module):
         kv_dim = spec.n_kv_heads * spec.head_dim
         self.qkv_proj = nn.Linear(spec.d_model, spec.d_model + 2 * kv_dim, bias=False)
         self.out_proj = nn.Linear(spec.d_model, spec.d_model, bias=False)
+        self.cache_slot = 0
+        """Index of this layer among the model's attention layers (its place in a KVCache)."""
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: KVCache | None = None) -> torch.Tensor:
         B, T, _ = x.shape
+        past = cache.length if cache is not None else 0
         q_dim, kv_dim = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
         q, k, v = self.qkv_proj(x).split([q_dim, kv_dim, kv_dim], dim=-1)
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos[:T], sin[:T]), apply_rope(k, cos[:T], sin[:T])
+        cos, sin = cos[past : past + T], sin[past : past + T]
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        mask = None
+        if cache is not None:
+            k, v = cache.append(self.cache_slot, k, v)  # (B, nkv, past + T, hd)
+            if past and T > 1:  # new query i (absolute past + i) sees keys 0 .. past + i
+                mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, enable_gqa=self.n_kv_heads != self.n_heads
+            q, k, v, attn_mask=mask, is_causal=mask is None and past == 0,
+            enable_gqa=self.n_kv_heads != self.n_heads,
         )  # (B, nh, T, hd)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, q_dim))
 
@@ -70,7 +116,8 @@ class SwiGLU(nn.Module):
         self.gate_up_proj = nn.Linear(spec.d_model, 2 * spec.ffn_hidden, bias=False)
         self.down_proj = nn.Linear(spec.ffn_hidden, spec.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: KVCache | None = None) -> torch.Tensor:
         gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
         return self.down_proj(F.silu(gate) * up)
 
@@ -91,8 +138,9 @@ class ResidualLayer(nn.Module):
         self.norm = nn.RMSNorm(spec.d_model, eps=spec.norm_eps)
         self.mixer = MIXERS[kind](spec)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        return x + self.mixer(self.norm(x), cos, sin)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: KVCache | None = None) -> torch.Tensor:
+        return x + self.mixer(self.norm(x), cos, sin, cache)
 
 
 class HybridLM(nn.Module):
@@ -106,6 +154,9 @@ class HybridLM(nn.Module):
         self.spec = spec
         self.embed = nn.Embedding(spec.vocab_size, spec.d_model)
         self.layers = nn.ModuleList(ResidualLayer(kind, spec) for kind in spec.pattern)
+        attention = [layer.mixer for layer in self.layers if isinstance(layer.mixer, Attention)]
+        for slot, mixer in enumerate(attention):
+            mixer.cache_slot = slot
         self.final_norm = nn.RMSNorm(spec.d_model, eps=spec.norm_eps)
         self.lm_head = None if spec.tie_embeddings else nn.Linear(spec.d_model, spec.vocab_size, bias=False)
         cos, sin = rope_tables(spec.head_dim, spec.max_seq_len, spec.rope_theta)
@@ -123,14 +174,56 @@ class HybridLM(nn.Module):
             elif isinstance(module, nn.RMSNorm):
                 nn.init.ones_(module.weight)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Token ids (B, T) → logits (B, T, vocab)."""
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Token ids (B, T) → logits (B, T, vocab); with ``cache``, ``idx`` continues the cached tokens."""
+        past = cache.length if cache is not None else 0
         T = idx.shape[1]
-        if T > self.spec.max_seq_len:
-            raise ValueError(f"sequence length {T} exceeds max_seq_len={self.spec.max_seq_len}")
+        if past + T > self.spec.max_seq_len:
+            raise ValueError(f"sequence length {past + T} exceeds max_seq_len={self.spec.max_seq_len}")
         x = self.embed(idx)  # (B, T, d)
         for layer in self.layers:
-            x = layer(x, self.rope_cos, self.rope_sin)
+            x = layer(x, self.rope_cos, self.rope_sin, cache)
+        if cache is not None:
+            cache.length += T
         x = self.final_norm(x)
         weight = self.embed.weight if self.lm_head is None else self.lm_head.weight
         return F.linear(x, weight)  # (B, T, V)
+
+    @torch.no_grad()
+    def generate(self, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, use_cache: bool = True,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Continue ``prompt`` (B, T0) by ``max_new_tokens`` tokens → (B, T0 + max_new_tokens).
+
+        ``temperature=0`` decodes greedily; otherwise it samples from the softmax of
+        logits / temperature, restricted to the ``top_k`` most likely tokens when given.
+        With ``use_cache`` the prompt is run once (prefill) and each new token reuses the
+        keys/values of the attention layers; without, every step recomputes the whole
+        sequence (the reference the cached path must equal).
+        """
+        if max_new_tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1):
+            raise ValueError("generate needs max_new_tokens >= 0, temperature >= 0 and top_k >= 1")
+        tokens = prompt
+        cache = None
+        if use_cache:
+            param = self.embed.weight
+            cache = KVCache(self.spec, prompt.shape[0], prompt.shape[1] + max_new_tokens, param.device, param.dtype)
+        step_input = prompt
+        for _ in range(max_new_tokens):
+            logits = self(step_input if use_cache else tokens, cache)[:, -1].float()  # (B, V)
+            next_token = sample_next(logits, temperature, top_k, generator)  # (B, 1)
+            tokens = torch.cat([tokens, next_token], dim=1)
+            step_input = next_token
+        return tokens
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of ``logits`` (B, V): greedy at temperature 0, else top-k sampling → (B, 1)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
