@@ -1,7 +1,7 @@
 """Fidelity rungs: one way of scoring a pattern at one cost (a MAD suite, a pretraining run).
 
 A rung is a YAML file in ``fidelity/`` with a ``kind`` key naming its evaluator
-(``mad``, ``pretrain``, ``simulated``, ``tabular``); the rest of the file is that kind's config
+(``mad``, ``pretrain``, ``simulated``, ``tabular``, ``blend``); the rest of the file is that kind's config
 dataclass. The search's fidelity ladder maps BOHB budgets onto rungs by name.
 """
 
@@ -60,6 +60,7 @@ RUNG_KINDS: dict[str, str] = {  # each module: CONFIG, evaluate, metric(config) 
     "pretrain": "composer_automl.pretrain.rung",
     "simulated": "composer_automl.search.simulated",
     "tabular": "composer_automl.calibrate.tabular",
+    "blend": "composer_automl.blend",
 }
 """Rung kind → module defining ``CONFIG`` (its dataclass), ``evaluate`` (an :data:`Evaluate`) and
 ``metric(config)`` (what its loss is)."""
@@ -92,6 +93,16 @@ def rung_from_mapping(name: str, data: dict[str, Any]) -> Rung:
     module = importlib.import_module(RUNG_KINDS[kind])
     config = to_dataclass(module.CONFIG, data, f"fidelity {name}")
     return Rung(name, kind, config, module.evaluate, module.metric(config), None if cost_s is None else float(cost_s))
+
+
+def resolve_mapping(data: dict[str, Any]) -> dict[str, Any]:
+    """A rung mapping made self-contained: a kind whose module defines ``resolve`` (a blend, which
+    names other rung files) inlines what it refers to; other kinds are returned as they are."""
+    kind = data.get("kind")
+    if kind not in RUNG_KINDS:
+        return data
+    resolve = getattr(importlib.import_module(RUNG_KINDS[kind]), "resolve", None)
+    return resolve(data) if resolve else data
 
 
 def read_rung_file(name: str) -> dict[str, Any]:

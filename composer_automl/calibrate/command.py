@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from composer_automl.calibrate.run import CalibrateSettings, default_run_dir, make_plan, run_calibration, saved_spec
 from composer_automl.cli import run_hydra_app
 from composer_automl.config import ConfigError, to_dataclass
-from composer_automl.rungs import read_rung_file
+from composer_automl.rungs import read_rung_file, resolve_mapping
 from composer_automl.search.cluster import RunAborted
 from composer_automl.search.ladder import ladder_from_mapping
 from composer_automl.search.spaces import space_from_mapping
@@ -61,7 +61,7 @@ def task(cfg: DictConfig) -> None:
     settings = to_dataclass(CalibrateSettings, node, "calibrate")
     space = space_from_mapping(space_node)
     ladder = ladder_from_mapping(fidelity_name, fidelity_node)
-    reference = read_rung_file(settings.reference) if settings.reference else None
+    reference = resolve_mapping(read_rung_file(settings.reference)) if settings.reference else None
     plan = make_plan(space, ladder, settings, reference)
     if run_dir is None:
         run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir()

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.paths import group_dir, group_options
-from composer_automl.rungs import RUNG_KINDS, Rung, read_rung_file, rung_from_mapping, rung_name
+from composer_automl.rungs import RUNG_KINDS, Rung, read_rung_file, resolve_mapping, rung_from_mapping, rung_name
 
 COST_TOLERANCE = 2.0
 """Adjacent rungs whose cost ratio is off ``eta`` by more than this factor get a warning."""
@@ -173,7 +173,7 @@ def ladder_from_mapping(name: str, node: Mapping[str, Any] | DictConfig) -> Ladd
     cfg = to_dataclass(LadderConfig, data, f"fidelity {name}")
     rungs, resolved = [], []
     for entry, inlined in zip(cfg.rungs, inline):
-        mapping = dict(inlined) if inlined is not None else _rung_mapping(entry)
+        mapping = resolve_mapping(dict(inlined) if inlined is not None else _rung_mapping(entry))
         rung = rung_from_mapping(_entry_name(entry), mapping)
         if entry.metric is not None and entry.metric != rung.metric:
             raise ConfigError(

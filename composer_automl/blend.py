@@ -1,0 +1,97 @@
+"""The ``blend`` rung: a weighted mean of other rungs' losses, each averaged over seeds.
+
+Two tools for a cheap rung that must rank like an expensive one. Averaging seeds inside
+a rung (a part with ``seeds: k`` is evaluated with k seeds and its losses averaged) buys
+less noise for k× the cost. Mixing rungs of different kinds (a few MAD tasks and a short
+pretraining run) lets each contribute what it measures. Part losses are combined as
+given, so choose weights that put them on one scale (a MAD loss score near 0.6 beside a
+validation loss near 2.5).
+
+A blend's file names its parts (``rung: mad-quick``); loading inlines each part's rung
+file under ``config`` (:func:`resolve`), so the blend's config hash covers its parts and a
+remote worker needs no rung files of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from composer_automl.config import ConfigError
+from composer_automl.patterns import Pattern
+from composer_automl.rungs import Rung, RungResult, SearchWidth, read_rung_file, rung_from_mapping, rung_name
+
+
+@dataclass
+class BlendPart:
+    """One rung of a blend."""
+
+    rung: str
+    """Name of the part's rung file (``mad-quick``) or a path to one."""
+    weight: float = 1.0
+    """Weight of the part's loss in the blend (> 0)."""
+    seeds: int = 1
+    """Seeds the part is evaluated with; its loss is their mean (seed s of the blend uses s·k … s·k+k−1)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The part's rung mapping; filled from its rung file when empty."""
+
+
+@dataclass
+class BlendConfig:
+    """A ``kind: blend`` rung file."""
+
+    parts: list[BlendPart] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise ConfigError("blend.parts must list at least one rung")
+        for part in self.parts:
+            if not part.weight > 0 or part.seeds < 1:
+                raise ConfigError(f"blend part {part.rung!r}: weight must be > 0 and seeds >= 1, "
+                                  f"got {part.weight} and {part.seeds}")
+        self.rungs = [load_part(part) for part in self.parts]
+
+
+CONFIG = BlendConfig
+
+
+def load_part(part: BlendPart) -> Rung:
+    """The part's rung, from its inlined config (or its rung file)."""
+    return rung_from_mapping(rung_name(part.rung), part.config or read_rung_file(part.rung))
+
+
+def resolve(data: dict[str, Any]) -> dict[str, Any]:
+    """The blend mapping with every part's rung file inlined under ``config`` (self-contained)."""
+    parts = []
+    for part in data.get("parts") or []:
+        if isinstance(part, dict) and not part.get("config") and part.get("rung"):
+            part = {**part, "config": read_rung_file(str(part["rung"]))}
+        parts.append(part)
+    return {**data, "parts": parts}
+
+
+def metric(config: BlendConfig) -> str:
+    terms = " + ".join(f"{p.weight:g}·{rung.metric}" for p, rung in zip(config.parts, config.rungs))
+    return f"blend({terms})"
+
+
+def evaluate(pattern: Pattern, config: BlendConfig, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
+    """Evaluate every part with its seeds; loss = Σ weight · mean part loss / Σ weight.
+
+    Metrics: each part's mean loss (``<part>/loss``) and the mean of its own metrics
+    (``<part>/<metric>``).
+    """
+    total, weights, wall = 0.0, 0.0, 0.0
+    metrics: dict[str, float] = {}
+    for part, rung in zip(config.parts, config.rungs):
+        results = [rung(pattern, width, Path(out_dir) / f"{rung.name}-s{s}", s)
+                   for s in range(seed * part.seeds, (seed + 1) * part.seeds)]
+        loss = sum(r.loss for r in results) / len(results)
+        total += part.weight * loss
+        weights += part.weight
+        wall += sum(r.wall_time_s for r in results)
+        metrics[f"{rung.name}/loss"] = loss
+        for key in results[0].metrics:
+            metrics[f"{rung.name}/{key}"] = sum(r.metrics[key] for r in results) / len(results)
+    return RungResult(loss=total / weights, metrics=metrics, wall_time_s=wall)
