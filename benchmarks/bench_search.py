@@ -53,8 +53,8 @@ from composer_automl.search.run import SearchSettings, run_search
 from composer_automl.search.spaces import space_from_mapping
 from composer_automl.search.worker import serve
 
-DEFAULT_RUNGS = ["mad-quick", "pretrain-tiny"]
-"""The rungs of the default ladder as the shipped table names them (below the reference)."""
+DEFAULT_LADDER = "default"
+"""The shipped ladder whose rungs (below the reference) and eta the HybridBench-6 section replays."""
 
 
 def _reference_cost(table: str, reference: str) -> float:
@@ -157,7 +157,7 @@ def _quantiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def hybridbench(root: Path, table: str, rungs: list[str], reference: str, seeds: int, cost_cap: float,
-                png: Path) -> None:
+                png: Path, eta: float) -> None:
     from composer_automl.calibrate.stats import seed_means
     from composer_automl.calibrate.table import read_rows
     from composer_automl.calibrate.tabular import table_path
@@ -172,7 +172,7 @@ def hybridbench(root: Path, table: str, rungs: list[str], reference: str, seeds:
         print(f"reference_top5: {p['pattern']} loss={p['loss']:.4f} attention_fraction={p['attention_fraction']:.2f} "
               f"attention_at={p['attention_positions']}", flush=True)
     space = space_from_mapping({"strategy": "one-shot", "n_layers": 6})
-    ladders = {"multi": tabular_ladder(table, [*rungs, reference]), "single": tabular_ladder(table, [reference])}
+    ladders = {"multi": tabular_ladder(table, [*rungs, reference], eta), "single": tabular_ladder(table, [reference], eta)}
     mean_cost = {name: statistics.median(r.wall_time_s for r in rows if r.rung == name) for name in [*rungs, reference]}
     curves: dict[str, list] = {}
     medians = {}
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="searches per method (default 20; 3 with --quick)")
     parser.add_argument("--table", default="hybridbench6", help="calibration table replayed by the tabular rung")
     parser.add_argument("--rungs", default=None, help="comma-separated ladder rungs below the reference "
-                        "(default: the table's default-ladder rungs, see fidelity/hybridbench6.yaml)")
+                        "(default: the rungs of the shipped default ladder)")
     parser.add_argument("--reference", default="pretrain-ref", help="the table's reference rung (top budget)")
     parser.add_argument("--cost-cap", type=float, default=None, help="seconds of recorded cost per search "
                         "(default: 64 reference evaluations)")
@@ -277,9 +277,10 @@ def main(argv: list[str] | None = None) -> None:
             worker_scaling(Path(tmp), args.scaling_iterations or (3 if args.quick else 6),
                            args.trial_s or (0.3 if args.quick else 1.0))
         if not args.skip_anytime:
-            rungs = args.rungs.split(",") if args.rungs else DEFAULT_RUNGS
+            default = load_ladder(DEFAULT_LADDER)
+            rungs = args.rungs.split(",") if args.rungs else [r.name for r in default.rungs]
             cost_cap = args.cost_cap or _reference_cost(args.table, args.reference) * (16 if args.quick else 64)
-            hybridbench(Path(tmp), args.table, rungs, args.reference, seeds, cost_cap, Path(args.png))
+            hybridbench(Path(tmp), args.table, rungs, args.reference, seeds, cost_cap, Path(args.png), default.eta)
     sys.stdout.flush()
     os._exit(0)  # in-process worker threads of finished searches need no join
 

@@ -40,6 +40,11 @@ class SearchWidth:
                 f"and n_kv_heads={self.n_kv_heads} must divide n_heads"
             )
 
+    def narrowed(self, d_model: int | None, ffn_hidden: int | None) -> "SearchWidth":
+        """This width with a rung's ``d_model`` / ``ffn_hidden`` overrides (None keeps the search's)."""
+        return SearchWidth(d_model=d_model or self.d_model, n_heads=self.n_heads, n_kv_heads=self.n_kv_heads,
+                           ffn_hidden=ffn_hidden or self.ffn_hidden)
+
 
 @dataclass(frozen=True)
 class RungResult:

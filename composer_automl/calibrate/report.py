@@ -34,6 +34,7 @@ def rung_figures(rows: Sequence[Row], rung: str, reference: str, n_boot: int) ->
         "noise_ceiling": stats.noise_ceiling(rows, rung),
     }
     figures.update(stats.agreement(rows, rung, reference, n_boot))
+    figures["metrics_vs_reference"] = stats.metric_agreement(rows, rung, reference) if rung != reference else {}
     return figures
 
 
@@ -114,6 +115,14 @@ def format_markdown(report: dict[str, Any]) -> str:
             warn = " ⚠ far from eta" if p["cost_warning"] else ""
             lines.append(f"| `{p['low']}` → `{p['high']}` | {_num(p['spearman'])} | {_num(p['kendall'])} | "
                          f"{_num(p['cost_ratio'], 2)}{warn} |")
+    diagnostics = {name: f["metrics_vs_reference"] for name, f in report["rungs"].items() if f["metrics_vs_reference"]}
+    if diagnostics:
+        lines += ["", "## Which of a rung's figures rank like the reference (Spearman vs its loss)", "",
+                  "Per-task and other figures the rung records, seed means; accuracies are negated, so a "
+                  "positive value always means 'ranks like the reference'.", "",
+                  "| rung | figure | Spearman vs ref |", "|---|---|---|"]
+        for name, figures in diagnostics.items():
+            lines += [f"| `{name}` | {metric} | {_num(rho)} |" for metric, rho in figures.items()]
     lines += ["", f"## What `{ref}` prefers (its {len(report['reference_prefers'])} best patterns)", "",
               "| pattern | run-length | loss | attention fraction | attention at layers |", "|---|---|---|---|---|"]
     for p in report["reference_prefers"]:

@@ -44,13 +44,34 @@ def losses_by_seed(rows: Iterable[Row], rung: str) -> dict[int, dict[str, float]
     return dict(out)
 
 
-def seed_means(rows: Iterable[Row], rung: str) -> dict[str, float]:
-    """pattern → mean loss over its successful seeds at ``rung``."""
+def seed_means(rows: Iterable[Row], rung: str, metric: str | None = None) -> dict[str, float]:
+    """pattern → mean loss (or ``metrics[metric]``) over its successful seeds at ``rung``."""
     per_pattern: dict[str, list[float]] = defaultdict(list)
     for r in ok_rows(rows):
-        if r.rung == rung:
-            per_pattern[r.pattern].append(float(r.loss))
+        value = r.loss if metric is None else r.metrics.get(metric)
+        if r.rung == rung and value is not None:
+            per_pattern[r.pattern].append(float(value))
     return {p: fmean(v) for p, v in sorted(per_pattern.items())}
+
+
+HIGHER_IS_BETTER = ("/acc", "mad_score", "val_acc", "tokens_per_s")
+"""Metric names (suffixes) where a larger value is better; their sign is flipped when ranked."""
+DIAGNOSTIC_METRICS = ("/acc", "/loss", "mad_score", "mad_loss", "train_loss", "val_loss", "n_params")
+"""Metric names (suffixes) whose agreement with the reference the report lists per rung."""
+
+
+def metric_agreement(rows: Sequence[Row], rung: str, reference: str) -> dict[str, float]:
+    """Spearman of each diagnostic metric of ``rung`` (seed means; accuracies negated, so that a positive
+    value means "ranks like the reference's loss") against the reference's loss."""
+    names = sorted({k for r in ok_rows(rows) if r.rung == rung for k in r.metrics
+                    if k.endswith(DIAGNOSTIC_METRICS)})
+    ref = seed_means(rows, reference)
+    out = {}
+    for name in names:
+        sign = -1.0 if name.endswith(HIGHER_IS_BETTER) else 1.0
+        _, x, y = paired(seed_means(rows, rung, name), ref)
+        out[name] = spearman(sign * x, y)
+    return out
 
 
 def paired(a: dict[str, float], b: dict[str, float]) -> tuple[list[str], np.ndarray, np.ndarray]:

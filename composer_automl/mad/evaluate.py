@@ -170,12 +170,7 @@ class MADConfig:
 
     def width(self, width: SearchWidth) -> SearchWidth:
         """The search width with this rung's d_model / ffn_hidden overrides."""
-        return SearchWidth(
-            d_model=self.d_model or width.d_model,
-            n_heads=width.n_heads,
-            n_kv_heads=width.n_kv_heads,
-            ffn_hidden=self.ffn_hidden or width.ffn_hidden,
-        )
+        return width.narrowed(self.d_model, self.ffn_hidden)
 
 
 @dataclass(frozen=True)

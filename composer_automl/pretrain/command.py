@@ -35,12 +35,14 @@ class PretrainCommandConfig:
     """Seeds model init and data order."""
 
 
-def build_spec(command: PretrainCommandConfig, vocab_size: int, seq_len: int) -> ModelSpec:
-    """The preset's width with the chosen pattern, the corpus's vocabulary and the run's sequence length."""
+def build_spec(command: PretrainCommandConfig, run_cfg: PretrainConfig, vocab_size: int) -> ModelSpec:
+    """The preset's width (with the run's d_model / ffn_hidden overrides) with the chosen pattern, the
+    corpus's vocabulary and the run's sequence length."""
     try:
         spec = get_preset(command.model)
         pattern = Pattern.parse(command.pattern) if command.pattern else spec.pattern
-        return spec.replace(pattern=pattern, vocab_size=vocab_size, max_seq_len=seq_len)
+        return spec.replace(pattern=pattern, vocab_size=vocab_size, max_seq_len=run_cfg.seq_len,
+                            d_model=run_cfg.d_model or spec.d_model, ffn_hidden=run_cfg.ffn_hidden or spec.ffn_hidden)
     except (SpecError, PatternError) as err:
         raise ConfigError(str(err)) from None
 
@@ -53,7 +55,7 @@ def pretrain_task(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError("pretrain must be a mapping of PretrainConfig keys")
     run_cfg = to_dataclass(PretrainConfig, {**pretrain_node, "data": cfg.data}, "pretrain")
     data = load_data(run_cfg)
-    spec = build_spec(command, data.prepared.vocab_size, run_cfg.seq_len)
+    spec = build_spec(command, run_cfg, data.prepared.vocab_size)
     out_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
     print(f"model: {command.model} pattern={spec.pattern} params={spec.num_params():,} | data: {data.prepared.path} "
           f"| {run_cfg.max_steps} steps × {run_cfg.batch_size} × {run_cfg.seq_len} tokens")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from composer_automl import devices as device_fields
 from composer_automl.config import ConfigError
@@ -31,6 +32,10 @@ class PretrainConfig:
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     """Clip the gradient L2 norm to this (0 = off); tiny models at high lr spike without it."""
+    d_model: Optional[int] = None
+    """Override the search width's d_model for this rung (a narrower, cheaper model); None keeps it."""
+    ffn_hidden: Optional[int] = None
+    """Override the search width's SwiGLU hidden size; None keeps it."""
     eval_every_steps: int = 0
     """Also validate every this many steps (0: only at the end)."""
     accelerator: str = "cpu"
@@ -52,6 +57,9 @@ class PretrainConfig:
         if self.devices != 1:
             raise ConfigError(f"pretrain.devices={self.devices}: a pretraining run trains one model on one device; "
                               "give each search worker its own GPU with search.gpus_per_worker")
+        for name in ("d_model", "ffn_hidden"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"pretrain.{name}={getattr(self, name)} must be a positive integer or null")
         positive = ("seq_len", "batch_size", "train_tokens", "valid_tokens", "log_every_n_steps")
         for name in positive:
             if getattr(self, name) < 1:

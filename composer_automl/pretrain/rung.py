@@ -34,6 +34,7 @@ def evaluate(pattern: Pattern, config: PretrainConfig, width: SearchWidth, out_d
     """Pretrain ``pattern`` for ``config.train_tokens``; loss = held-out validation loss."""
     start = time.perf_counter()
     data = load_data(config)
-    spec = search_spec(pattern, width, data.prepared.vocab_size, config.seq_len)
+    spec = search_spec(pattern, width.narrowed(config.d_model, config.ffn_hidden), data.prepared.vocab_size,
+                       config.seq_len)
     metrics = run_pretraining(spec, config, Path(out_dir), seed, data)
     return RungResult(loss=metrics["val_loss"], metrics=metrics, wall_time_s=time.perf_counter() - start)

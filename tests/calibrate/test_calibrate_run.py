@@ -106,8 +106,8 @@ def test_reference_may_not_be_a_lower_rung():
     """The reference is the ladder's top rung or a rung outside it."""
     ladder = load_ladder("default")
     with pytest.raises(ConfigError, match="lower rung"):
-        make_plan(load_space("one-shot-6"), ladder, CalibrateSettings(reference="mad-quick"),
-                  read_rung_file("mad-quick"))
+        make_plan(load_space("one-shot-6"), ladder, CalibrateSettings(reference="pretrain-narrow"),
+                  read_rung_file("pretrain-narrow"))
 
 
 def run_cli(tmp_path: Path, *overrides: str, timeout: float = 120) -> subprocess.CompletedProcess:

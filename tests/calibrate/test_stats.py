@@ -68,3 +68,16 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_estimate():
     first = stats.bootstrap_interval(x, noisy, stats.spearman, 300, seed=1)
     assert first == stats.bootstrap_interval(x, noisy, stats.spearman, 300, seed=1)
     assert first[0] < stats.spearman(x, noisy) < first[1]
+
+
+def test_metric_agreement_flips_accuracies_and_ranks_metrics_against_the_reference_loss():
+    """Per-metric Spearman vs the reference's loss: a loss ordered like the reference gives +1, an accuracy
+    ordered the same way (higher is better) also +1 after negation, an anti-ordered loss −1."""
+    ref = [row(p, "ref", 0, loss) for p, loss in zip("abcd", (1.0, 2.0, 3.0, 4.0))]
+    cheap = [Row(p, "cheap", 0, "ok", 0.5, {"recall/loss": loss, "recall/acc": 1 - loss / 10, "bad/loss": -loss,
+                                             "wall": 1.0}, 1.0, 1.0)
+             for p, loss in zip("abcd", (1.0, 2.0, 3.0, 4.0))]
+    figures = stats.metric_agreement(ref + cheap, "cheap", "ref")
+    assert figures == {"bad/loss": pytest.approx(-1.0), "recall/acc": pytest.approx(1.0),
+                       "recall/loss": pytest.approx(1.0)}
+    assert stats.seed_means(cheap, "cheap", "recall/loss") == {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}

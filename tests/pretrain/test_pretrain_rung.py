@@ -72,3 +72,16 @@ def test_shipped_pretrain_rungs_load_and_bad_keys_fail():
         rung_from_mapping("x", {"kind": "pretrain", "train_tokenz": 10})
     with pytest.raises(ConfigError, match="valid_tokens"):
         rung_from_mapping("x", {"kind": "pretrain", "seq_len": 256, "valid_tokens": 100})
+
+
+def test_rung_width_overrides_train_a_narrower_model(make_config, tmp_path):
+    """d_model / ffn_hidden in the rung config narrow the search width (fewer parameters, same data); bad values fail."""
+    wide = evaluate(PATTERN, make_config(steps=2), TEST_WIDTH, tmp_path / "wide", seed=0)
+    narrow = evaluate(PATTERN, make_config(steps=2, d_model=16, ffn_hidden=32), TEST_WIDTH, tmp_path / "narrow", seed=0)
+    expected = SearchWidth(d_model=16, n_heads=2, n_kv_heads=1, ffn_hidden=32)
+    assert TEST_WIDTH.narrowed(16, 32) == expected and TEST_WIDTH.narrowed(None, None) == TEST_WIDTH
+    assert narrow.metrics["n_params"] < wide.metrics["n_params"]
+    assert narrow.metrics["train_tokens"] == wide.metrics["train_tokens"]
+    assert load_rung("pretrain-narrow").config.d_model == 64
+    with pytest.raises(ConfigError, match="pretrain.d_model=0 must be a positive integer or null"):
+        make_config(d_model=0)
