@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from composer_automl.config import ConfigError
+from composer_automl.efficiency import COST_NAMES
+from composer_automl.pareto import knee, non_dominated
 from composer_automl.patterns import Pattern
 from composer_automl.search.results import TrialRecord
 
@@ -27,6 +29,8 @@ class Candidate:
     """Mean loss of its ok trials at this budget (lower is better)."""
     trial_ids: tuple[str, ...]
     """The trials that were averaged."""
+    cost: dict[str, float] | None = None
+    """Target-scale cost ratios the search recorded for the pattern (None for searches that did not)."""
 
 
 def check_lengths(records: Sequence[TrialRecord], length: int | None) -> list[TrialRecord]:
@@ -55,7 +59,8 @@ def candidates_by_budget(records: Sequence[TrialRecord]) -> dict[float, list[Can
     out = {}
     for budget, by_pattern in groups.items():
         cands = [
-            Candidate(Pattern.parse(p), sum(r.loss for r in rs) / len(rs), tuple(r.trial_id for r in rs))
+            Candidate(Pattern.parse(p), sum(r.loss for r in rs) / len(rs), tuple(r.trial_id for r in rs),
+                      rs[0].cost or None)
             for p, rs in by_pattern.items()
         ]
         out[budget] = sorted(cands, key=lambda c: (c.loss, str(c.pattern)))
@@ -141,8 +146,29 @@ def select_best_cluster(candidates: Sequence[Candidate], top: int, clusters: int
     return [c for c, label in zip(candidates, labels) if label == 0]
 
 
+def _objectives(candidates: Sequence[Candidate]) -> list[tuple[float, ...]]:
+    """(loss, KV-cache ratio, FLOPs ratio) of each candidate; a ConfigError if the search recorded no costs."""
+    if any(c.cost is None for c in candidates):
+        raise ConfigError("select=pareto/knee needs the target-scale costs a search records per trial "
+                          "(search.target); this run's trials have none: use select=topk or cluster")
+    return [(c.loss, *(c.cost[n] for n in COST_NAMES)) for c in candidates]
+
+
+def select_pareto(candidates: Sequence[Candidate], top: int, clusters: int) -> list[Candidate]:
+    """The non-dominated candidates in (loss, KV-cache ratio, FLOPs ratio), best loss first."""
+    return [candidates[i] for i in non_dominated(_objectives(candidates))]
+
+
+def select_knee(candidates: Sequence[Candidate], top: int, clusters: int) -> list[Candidate]:
+    """The knee of the Pareto front alone (nearest the ideal point, objectives scaled to [0, 1])."""
+    front = select_pareto(candidates, top, clusters)
+    return [front[knee(_objectives(front))]]
+
+
 SELECTORS: dict[str, Callable[[Sequence[Candidate], int, int], list[Candidate]]] = {
     "topk": select_topk,
     "cluster": select_best_cluster,
+    "pareto": select_pareto,
+    "knee": select_knee,
 }
 """Top-set rule name → function (ranked candidates, top, clusters) → members, best first."""

@@ -15,21 +15,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from hpbandster.core.dispatcher import Job
 from hpbandster.optimizers import BOHB, HyperBand, RandomSearch
 
+from composer_automl.efficiency import COST_NAMES, Scalarizer
 from composer_automl.search import transport
 from composer_automl.search.cluster import Watchdog
 from composer_automl.search.ladder import Ladder
 from composer_automl.search.results import TrialRecord, append_config, append_trial
 from composer_automl.search.spaces import SearchSpace
+
+if TYPE_CHECKING:
+    from composer_automl.search.run import SearchSettings
 
 log = logging.getLogger("composer_automl.search")
 
@@ -88,8 +93,10 @@ class MasterHooks:
         on_record: Callable[[TrialRecord], None],
         trial_timeout_s: float,
         kill_worker: Callable[[str], bool],
+        settings: "SearchSettings",
     ) -> None:
-        self.space, self.ladder, self.run_dir = space, ladder, run_dir
+        self.space, self.ladder, self.run_dir, self.settings = space, ladder, run_dir, settings
+        self.scalarizer = Scalarizer(settings.seed) if settings.objective == "scalarized" else None
         self.replay, self.n_planned, self.on_record = replay, n_planned, on_record
         self.elapsed_offset, self.t0 = elapsed_offset, time.time()
         self.n_done = 0
@@ -142,6 +149,12 @@ class MasterHooks:
     # -- results ----------------------------------------------------------------------------
     def job_callback(self, job):
         record = self._record(job)
+        if self.scalarizer is not None and record.status == "ok":
+            # the optimizer ranks by the scalarized value; the record keeps the rung's loss beside it
+            objective = self.scalarizer(record.budget, int(job.id[0]),
+                                        [record.loss, *(record.cost[n] for n in COST_NAMES)])
+            record = dataclasses.replace(record, objective=objective)
+            job.result = {**job.result, "loss": objective}
         try:
             if not getattr(job, "replayed", False):
                 append_trial(self.run_dir, record)
@@ -161,9 +174,10 @@ class MasterHooks:
         if not ok:
             error = self.watchdog.failure(job.id) or job.exception or f"non-finite loss {loss}"
         wall = float(info.get("wall_time_s", 0.0)) or _span(job)
+        pattern = self.space.to_pattern(config)
         return TrialRecord(
             trial_id=trial_id(job.id, budget),
-            pattern=str(self.space.to_pattern(config)),
+            pattern=str(pattern),
             budget=budget,
             rung=self.ladder.rung_for(budget).name,
             status="ok" if ok else "failed",
@@ -174,6 +188,7 @@ class MasterHooks:
             error=error,
             elapsed_s=self.elapsed_offset + (time.time() - self.t0),
             worker=_short_worker_name(job.worker_name),
+            cost=self.settings.cost_of(pattern).as_dict(),
             model_based_pick=self.replay.picks.get(tuple(job.id)),
         )
 

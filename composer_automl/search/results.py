@@ -47,6 +47,11 @@ class TrialRecord:
     """Worker that ran it, ``HOST.PID`` (local workers: ``HOST.PID.INDEX``); None if unknown."""
     model_based_pick: bool | None = None
     """Whether the configuration came from BOHB's density model (False: random sampling; None: unknown)."""
+    cost: dict[str, float] = field(default_factory=dict)
+    """The pattern at the search's target size (:class:`~composer_automl.efficiency.TargetCost`: params,
+    FLOPs/token, KV-cache bytes and their ratios to the Llama-style baseline)."""
+    objective: float | None = None
+    """What the optimizer minimised when it is not ``loss`` (``search.objective=scalarized``)."""
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "failed"):

@@ -13,15 +13,19 @@ import logging
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from composer_automl.config import ConfigError, choice
+from composer_automl.config import ConfigError, choice, to_dataclass
+from composer_automl.efficiency import OBJECTIVES, Constraints, TargetCost, target_cost
+from composer_automl.extrapolate.scale import STRATEGIES as EXTRAPOLATIONS
+from composer_automl.presets import TARGET_SIZES
 from composer_automl.files import atomic_write_text
 from composer_automl.search.cluster import PoolSettings, RunAborted, WorkerPool, checked_secret
+from composer_automl.search.front import write_front
 from composer_automl.search.ladder import Ladder
 from composer_automl.search.master import OPTIMIZERS, Replay, make_master, planned_trials
 from composer_automl.search.results import SUMMARY_FILE, read_configs, read_picks, read_trials
@@ -30,6 +34,8 @@ from composer_automl.search.summary import format_summary, summarize, write_summ
 
 log = logging.getLogger("composer_automl.search")
 
+MAX_COUNTED_PATTERNS = 4096
+"""Spaces up to this size are enumerated to say how many patterns meet the constraints."""
 RUN_FILE = "search.json"
 """The resolved search (space, ladder, settings) saved in the run directory; resume reads it."""
 
@@ -50,12 +56,33 @@ class SearchSettings(PoolSettings):
     """Where results go (default: ``runs/search-<time>``)."""
     eta: float | None = None
     """Override the ladder's eta (rarely needed)."""
+    target: str = "1B"
+    """Size every pattern is costed at (``350M``, ``1B``, ``3B``): params, FLOPs/token, KV cache vs Llama."""
+    extrapolate: str = "stack"
+    """How a pattern grows to the target depth: ``stack`` or ``stretch``."""
+    constraints: dict[str, float] = field(default_factory=dict)
+    """Bounds on the target-scale cost ratios (:class:`~composer_automl.efficiency.Constraints`);
+    patterns outside them are never evaluated."""
+    objective: str = "loss"
+    """``loss`` (the rung's loss) or ``scalarized`` (ParEGO: loss and log cost ratios, weights per bracket)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         choice(self.optimizer, OPTIMIZERS, "search.optimizer")
         if self.n_iterations < 1:
             raise ConfigError(f"search.n_iterations must be >= 1, got {self.n_iterations}")
+        choice(self.target, TARGET_SIZES, "search.target")
+        choice(self.extrapolate, EXTRAPOLATIONS, "search.extrapolate")
+        choice(self.objective, OBJECTIVES, "search.objective")
+        self.cost_bounds  # validates search.constraints
+
+    @property
+    def cost_bounds(self) -> Constraints:
+        return to_dataclass(Constraints, dict(self.constraints or {}), "search.constraints")
+
+    def cost_of(self, pattern) -> TargetCost:
+        """``pattern`` at this search's target size."""
+        return target_cost(pattern, self.target, self.extrapolate)
 
 
 def default_run_dir() -> Path:
@@ -95,6 +122,7 @@ def run_search(
 ) -> dict[str, Any]:
     """Run (or resume) a search to completion; returns the summary (also written to ``run_dir``)."""
     secret = checked_secret(settings)
+    space = constrained_space(space, settings)
     prepare_run_dir(run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "logs").mkdir(exist_ok=True)
@@ -147,7 +175,7 @@ def run_search(
 
                 board = SearchBoard(run_dir)
                 master.setup_hooks(space, ladder, str(run_dir), replay, n_planned, offset, board.add,
-                                   settings.trial_timeout_s, pool.kill_worker)
+                                   settings.trial_timeout_s, pool.kill_worker, settings)
                 pool.supervise(lambda: master.run(n_iterations=settings.n_iterations,
                                                   min_n_workers=settings.workers_needed),
                                waiting=lambda: master.time_ref is None)
@@ -165,12 +193,33 @@ def run_search(
             board.close()
 
     records = read_trials(run_dir)
+    front = write_front(run_dir, records, settings.target)
     summary = summarize(records, {"run_id": run_id, "optimizer": settings.optimizer,
                                   "budgets": list(ladder.budgets), "planned_trials": n_planned,
-                                  "metrics": {f"{b:g}": ladder.metric(b) for b in ladder.budgets}})
+                                  "metrics": {f"{b:g}": ladder.metric(b) for b in ladder.budgets},
+                                  "objective": settings.objective, "target": settings.target,
+                                  "pareto_front": front["front"] if front else [],
+                                  "pareto_knee": front["knee"] if front else None})
     write_summary(run_dir, summary)
     print(format_summary(summary, run_dir), flush=True)
     return summary
+
+
+def constrained_space(space: SearchSpace, settings: SearchSettings) -> SearchSpace:
+    """``space`` with ``search.constraints`` as an extra constraint; says how many patterns remain
+    (a ConfigError when none does)."""
+    bounds = settings.cost_bounds
+    if not bounds.active:
+        return space
+    constrained = dataclasses.replace(space, cost_filter=lambda p: bounds.violation(settings.cost_of(p)))
+    if space.n_searched_patterns <= MAX_COUNTED_PATTERNS:
+        total, left = len(space.patterns()), len(constrained.patterns())
+        if not left:
+            raise ConfigError(f"search.constraints={dict(settings.constraints)}: none of the space's {total} patterns "
+                              f"meets them at {settings.target} ({settings.extrapolate})")
+        print(f"constraints {dict(settings.constraints)} at {settings.target}: {left} of {total} patterns remain",
+              flush=True)
+    return constrained
 
 
 def _public(settings: SearchSettings) -> dict[str, Any]:

@@ -102,6 +102,8 @@ class SearchSpace:
     head: tuple[str, ...]
     tail: tuple[str, ...]
     configspace: CS.ConfigurationSpace = field(compare=False)
+    cost_filter: Callable[[Pattern], str | None] | None = field(default=None, compare=False)
+    """Extra constraint on the full pattern (the search's target-scale cost bounds); not saved with the space."""
 
     @property
     def layer_names(self) -> list[str]:
@@ -112,6 +114,11 @@ class SearchSpace:
     def n_total(self) -> int:
         """Layers of a full pattern (head + searched + tail)."""
         return len(self.head) + self.config.n_layers + len(self.tail)
+
+    @property
+    def n_searched_patterns(self) -> int:
+        """Layer-kind combinations of the searched layers, before any constraint."""
+        return len(self.config.primitives) ** self.config.n_layers
 
     def to_pattern(self, config: Mapping[str, Any]) -> Pattern:
         """The full pattern a configuration (dict or ConfigSpace Configuration) stands for."""
@@ -165,7 +172,7 @@ class SearchSpace:
                 f"attention fraction {frac:.3f} outside "
                 f"[{c.min_attention_fraction}, {c.max_attention_fraction}]"
             )
-        return None
+        return self.cost_filter(pattern) if self.cost_filter is not None else None
 
     def accepts(self, config: Mapping[str, Any]) -> bool:
         """Whether a configuration's pattern satisfies every constraint."""

@@ -140,6 +140,9 @@ def format_summary(summary: dict[str, Any], run_dir: str | Path) -> str:
                      f"at budget {summary['best_budget']:g})")
     else:
         lines.append("best pattern: none (every trial failed)")
+    if summary.get("pareto_front"):
+        lines.append(f"Pareto front (loss vs KV cache and FLOPs at {summary['target']}): "
+                     f"{' '.join(summary['pareto_front'])}; knee {summary['pareto_knee']} (pareto.md, pareto.png)")
     lines.append(f"results: {Path(run_dir) / SUMMARY_FILE}, {Path(run_dir) / 'trials.jsonl'}")
     lines.append(f"tensorboard: tensorboard --logdir {Path(run_dir) / 'tb'}")
     return "\n".join(lines)

@@ -91,7 +91,7 @@ def test_chains_into_extrapolation(make_run_dir, capsys):
         ([], True, [], "has no trials.jsonl"),  # an empty run directory
         (ROWS, False, [], "is an unfinished search (no summary.json)"),
         (ROWS, True, ["method=n3"], "method='n3' is not allowed; choose one of ['n0', 'nc']"),
-        (ROWS, True, ["select=best"], "select='best' is not allowed; choose one of ['cluster', 'topk']"),
+        (ROWS, True, ["select=best"], "select='best' is not allowed; choose one of ['cluster', 'knee', 'pareto', 'topk']"),
         (ROWS, True, ["top=9"], "no budget has 9 distinct patterns (needed by min_trials / top); the most is 7"),
         (ROWS + [("AMAM", 3.0, 0.2)], True, [], "the results mix pattern lengths {4: 1, 6: 12}"),
         (ROWS, True, ["extrapolate.target=350M", "extrapolate.tolerance=0.0001"], "no depth of stack(2A+4M)"),

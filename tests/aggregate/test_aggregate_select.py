@@ -92,3 +92,22 @@ def test_topk_and_cluster_selection():
     # more clusters than distinct losses: every pattern is its own cluster → the single best
     few = candidates_by_budget([rec("AM", 1, 0.2), rec("MA", 1, 0.4)])[1.0]
     assert [str(c.pattern) for c in select_best_cluster(few, 0, 5)] == ["AM"]
+
+
+def test_pareto_and_knee_selection_over_loss_and_target_scale_costs():
+    """The front keeps every pattern no other beats on loss, KV cache and FLOPs at once; the knee is one member."""
+    from composer_automl.aggregate.select import select_knee, select_pareto
+    from composer_automl.efficiency import target_cost
+
+    losses = {"AAAAAA": 1.30, "AMMAAM": 1.31, "AAMAAM": 1.35, "AMMMMM": 1.40, "MMMMMM": 1.80, "AAAAMM": 1.50}
+    rows = [TrialRecord(f"c{i}", p, 3, "sim", "ok", loss, cost=target_cost(p).as_dict())
+            for i, (p, loss) in enumerate(losses.items())]
+    cands = candidates_by_budget(rows)[3.0]
+    front = [str(c.pattern) for c in select_pareto(cands, 0, 0)]
+    # AAAAMM: more loss than AMMAAM and more KV cache and FLOPs; AAMAAM: worse than AMMAAM in all three
+    assert front == ["AAAAAA", "AMMAAM", "AMMMMM", "MMMMMM"]
+    [knee] = select_knee(cands, 0, 0)
+    assert str(knee.pattern) in front
+    no_costs = candidates_by_budget([rec("AM", 1, 0.2), rec("MA", 1, 0.4)])[1.0]
+    with pytest.raises(ConfigError, match="select=pareto/knee needs the target-scale costs"):
+        select_pareto(no_costs, 0, 0)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from composer_automl.config import ConfigError
 from composer_automl.search.ladder import ladder_from_mapping, load_ladder
 from composer_automl.search.master import planned_trials
 from composer_automl.search.results import read_configs, read_trials
@@ -208,3 +209,35 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(tmp_path):
     assert len(ids) == len(set(ids)) == planned_trials("bohb", load_ladder("simulated-ladder"), 3) == 20
     assert after[: len(before)] == before
     assert json.loads((run_dir / "summary.json").read_text())["n_trials"] == 20
+
+
+@pytest.mark.timeout(90)
+def test_constrained_scalarized_search_evaluates_only_cheap_patterns_and_writes_its_front(tmp_path, capsys):
+    """search.constraints keeps every evaluated pattern within the KV-cache bound (and says how many remain);
+    the scalarized objective is recorded beside the rung loss; the run ends with its Pareto front."""
+    run_dir = tmp_path / "run"
+    settings = SearchSettings(n_workers=1, n_iterations=2, ping_interval_s=1, objective="scalarized",
+                              constraints={"kv_cache_ratio_max": 0.75})
+    summary = run_search(settings, load_space("one-shot-6"), load_ladder("simulated-ladder"), run_dir)
+    records = read_trials(run_dir)
+    assert records and all(r.cost["kv_cache_ratio"] <= 0.75 and r.cost["target"] == "1B" for r in records)
+    assert all(r.objective is not None and 0.0 <= r.objective <= 1.1 for r in records)
+    assert "constraints {'kv_cache_ratio_max': 0.75} at 1B: 22 of 64 patterns remain" in capsys.readouterr().out
+    front = json.loads((run_dir / "pareto.json").read_text())
+    assert front["front"] == summary["pareto_front"] and summary["pareto_knee"] in front["front"]
+    top = max(r.budget for r in records)
+    assert {p["pattern"] for p in front["points"]} == {r.pattern for r in records if r.budget == top}
+    assert (run_dir / "pareto.png").stat().st_size > 0 and "★" in (run_dir / "pareto.md").read_text()
+    events = EventAccumulator(str(run_dir / "tb" / "pareto"), size_guidance={"tensors": 0}).Reload()
+    assert "pareto/front/text_summary" in events.Tags()["tensors"]
+
+
+def test_constraints_no_pattern_meets_fail_before_the_search_starts(tmp_path):
+    settings = SearchSettings(n_workers=1, constraints={"kv_cache_ratio_max": 0.01, "flops_ratio_max": 0.5})
+    with pytest.raises(ConfigError, match="none of the space's 64 patterns meets them at 1B"):
+        run_search(settings, load_space("one-shot-6"), load_ladder("simulated-ladder"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="search.objective"):
+        SearchSettings(objective="pareto")
+    with pytest.raises(ConfigError, match="unknown key"):
+        SearchSettings(constraints={"kv_ratio": 0.5})
