@@ -48,7 +48,7 @@ class SearchSettings(PoolSettings):
 
     optimizer: str = "bohb"
     """``bohb``, ``hyperband`` or ``random``."""
-    n_iterations: int = 3
+    n_iterations: int = 9
     """Successive-halving brackets to run (BOHB/Hyperband iterations)."""
     seed: int = 0
     """Seeds the optimizer's sampling and every trial."""
