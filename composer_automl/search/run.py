@@ -48,8 +48,6 @@ class SearchSettings(PoolSettings):
     """Seeds the optimizer's sampling and every trial."""
     run_dir: str | None = None
     """Where results go (default: ``runs/search-<time>``)."""
-    eta: float | None = None
-    """Override the ladder's eta (rarely needed)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -126,7 +124,7 @@ def run_search(
             master = make_master(
                 settings.optimizer,
                 configspace=space.configspace,
-                eta=settings.eta or ladder.eta,
+                eta=ladder.eta,  # one source of truth: the ladder's budgets are built from it
                 min_budget=ladder.min_budget,
                 max_budget=ladder.max_budget,
                 run_id=run_id,
