@@ -243,6 +243,8 @@ class Evaluations:
         self.watchdog: Watchdog | None = None
 
     def on_result(self, job) -> None:
+        if self.watchdog is not None and self.watchdog.answered_late(job):
+            return  # a timed-out evaluation's late answer: already counted when it timed out
         try:
             row = self._row(job)
             append_row(self.run_dir, row)

@@ -258,34 +258,67 @@ class Watchdog:
     """Fails evaluations that run longer than ``timeout_s`` on a dispatcher (a thread, stopped by :meth:`stop`).
 
     A local worker running a late job is killed (the dispatcher then fails its job as
-    crashed); for a remote worker the job is failed directly.
+    crashed). A remote worker cannot be killed from here: its job is failed for the master
+    at once, but stays in the dispatcher's running set, so the still-busy worker is out of
+    the pool (it gets no new job) until it reports back; that late answer is dropped
+    (:meth:`answered_late`) and frees the worker.
     """
 
     def __init__(self, dispatcher: Any, timeout_s: float, kill_worker: Callable[[str], bool]):
         self.dispatcher, self.timeout_s, self.kill_worker = dispatcher, timeout_s, kill_worker
         self.timed_out: set[tuple[int, ...]] = set()
+        self.stand_ins: dict[tuple[int, ...], Any] = {}
+        """Timed-out remote jobs → the failed stand-in the master recorded instead."""
         self._stop = threading.Event()
         if timeout_s > 0:
             threading.Thread(target=self._run, name="trial-watchdog", daemon=True).start()
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
-            now = time.time()
-            with self.dispatcher.runner_cond:
-                late = [j for j in self.dispatcher.running_jobs.values()
-                        if now - j.timestamps.get("started", now) > self.timeout_s
-                        and tuple(j.id) not in self.timed_out]
-            for job in late:
-                self.timed_out.add(tuple(job.id))
-                log.warning("evaluation %s exceeded %g s; stopping it", job.id, self.timeout_s)
-                if self.kill_worker(job.worker_name or ""):
-                    # The dispatcher notices the dead worker and fails its job.
-                    self.dispatcher.trigger_discover_worker()
-                else:
-                    self.dispatcher.register_result(job.id, {"result": None, "exception": "timed out"})
+            try:
+                self._check()
+            except Exception:  # a dead watchdog would let every later hang last forever
+                log.exception("trial watchdog: check failed; trying again")
+
+    def _check(self) -> None:
+        now = time.time()
+        with self.dispatcher.runner_cond:
+            late = [j for j in self.dispatcher.running_jobs.values()
+                    if now - j.timestamps.get("started", now) > self.timeout_s
+                    and tuple(j.id) not in self.timed_out]
+        for job in late:
+            self.timed_out.add(tuple(job.id))
+            log.warning("evaluation %s exceeded %g s on %s; stopping it", job.id, self.timeout_s, job.worker_name)
+            if self.kill_worker(job.worker_name or ""):
+                # The dispatcher notices the dead worker and fails its job.
+                self.dispatcher.trigger_discover_worker()
+            else:
+                self._fail_remote(job)
+
+    def _fail_remote(self, job: Any) -> None:
+        from hpbandster.core.dispatcher import Job
+
+        stand_in = Job(job.id, **job.kwargs)
+        stand_in.worker_name, stand_in.timestamps = job.worker_name, dict(job.timestamps)
+        stand_in.time_it("finished")
+        stand_in.exception = f"timed out after {self.timeout_s:g} s on a remote worker"
+        self.stand_ins[tuple(job.id)] = stand_in
+        log.warning("remote worker %s keeps no new jobs until it reports back", job.worker_name)
+        self.dispatcher.new_result_callback(stand_in)
+
+    def answered_late(self, job: Any) -> bool:
+        """Whether ``job`` is the real answer of a job already failed by timeout (drop it)."""
+        stand_in = self.stand_ins.get(tuple(job.id))
+        if stand_in is None or job is stand_in:
+            return False
+        log.warning("evaluation %s answered after its timeout (dropped); worker %s is back in the pool",
+                    job.id, job.worker_name)
+        return True
 
     def failure(self, job_id: Any) -> str | None:
         """The reason to record for a failed job that this watchdog stopped, else None."""
+        if tuple(job_id) in self.stand_ins:
+            return f"timed out after {self.timeout_s:g} s; its remote worker is out of the pool until it answers"
         if tuple(job_id) in self.timed_out:
             return f"timed out after {self.timeout_s:g} s; its worker was stopped"
         return None

@@ -36,7 +36,7 @@ from composer_automl.search.spaces import space_from_mapping
 
 OPERATIONAL = ("n_workers", "min_workers", "threads_per_worker", "host", "port", "secret",
                "ping_interval_s", "trial_timeout_s", "worker_wait_s")
-"""Settings a resume may change; the others (optimizer, n_iterations, seed, eta) come from the run."""
+"""Settings a resume may change; the others (optimizer, n_iterations, seed) come from the run."""
 TOP_LEVEL_KEYS = {"search", "search_space", "fidelity", "resume"}
 
 
@@ -49,7 +49,8 @@ def task(cfg: DictConfig) -> None:
         run_dir = Path(str(cfg.resume))
         prepare_run_dir(run_dir, resume=True)
         saved = json.loads((run_dir / RUN_FILE).read_text())
-        merged = {**saved["settings"], **{k: getattr(settings, k) for k in OPERATIONAL}}
+        saved_settings = {k: v for k, v in saved["settings"].items() if k != "eta"}  # older runs saved an eta
+        merged = {**saved_settings, **{k: getattr(settings, k) for k in OPERATIONAL}}
         settings = to_dataclass(SearchSettings, merged, "search")
         space = space_from_mapping(saved["search_space"], seed=settings.seed)
         ladder = ladder_from_mapping(saved["fidelity_name"], saved["ladder"])

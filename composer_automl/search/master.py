@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import math
 import time
+import traceback
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
@@ -148,21 +149,80 @@ class MasterHooks:
 
     # -- results ----------------------------------------------------------------------------
     def job_callback(self, job):
-        record = self._record(job)
-        if self.scalarizer is not None and record.status == "ok":
-            # the optimizer ranks by the scalarized value; the record keeps the rung's loss beside it
-            objective = self.scalarizer(record.budget, int(job.id[0]),
-                                        [record.loss, *(record.cost[n] for n in COST_NAMES)])
-            record = dataclasses.replace(record, objective=objective)
-            job.result = {**job.result, "loss": objective}
+        """Record a finished job, then hand it to hpbandster; nothing here may raise.
+
+        This runs in a Pyro oneway thread of the dispatcher, where an exception is lost and
+        the job would never be released (the search hangs). Any error while recording fails
+        the trial (with the traceback as its reason) and the job is still released.
+        """
+        if self.watchdog.answered_late(job):
+            return  # a timed-out job's late answer: recorded and released when it timed out
+        replayed = getattr(job, "replayed", False)
         try:
-            if not getattr(job, "replayed", False):
+            record = self._scalarized(self._record(job), job)
+        except Exception:
+            reason = "could not record the result: " + traceback.format_exc()
+            log.error("trial %s: %s", getattr(job, "id", "?"), reason)
+            job.result, job.exception = None, reason
+            record = self._failed_record(job, reason)
+        try:
+            if not replayed:
                 append_trial(self.run_dir, record)
                 self.on_record(record)
         except Exception:  # a full disk must not hang the search: report, go on
             log.exception("could not record trial %s", record.trial_id)
-        self._progress(record, getattr(job, "replayed", False))
-        super().job_callback(job)
+        try:
+            self._progress(record, replayed)
+        except Exception:
+            log.exception("could not print the progress of trial %s", record.trial_id)
+        self._release(job)
+
+    def _scalarized(self, record: TrialRecord, job) -> TrialRecord:
+        """With ``search.objective=scalarized``: the optimizer ranks by the scalarized value (``job.result``),
+        the record keeps the rung's loss beside it."""
+        if self.scalarizer is None or record.status != "ok":
+            return record
+        objective = self.scalarizer(record.budget, int(job.id[0]), [record.loss, *(record.cost[n] for n in COST_NAMES)])
+        job.result = {**job.result, "loss": objective}
+        return dataclasses.replace(record, objective=objective)
+
+    def _release(self, job) -> None:
+        """hpbandster's own bookkeeping of a finished job; if it breaks, count the job failed and done."""
+        with self.thread_cond:  # re-entrant: hpbandster's callback takes it again
+            running = self.num_running_jobs
+            try:
+                super().job_callback(job)
+                return
+            except Exception:
+                log.error("trial %s: hpbandster could not register the result; counted as failed:\n%s",
+                          getattr(job, "id", "?"), traceback.format_exc())
+            job.result, job.exception = None, job.exception or "could not register the result"
+            if self.num_running_jobs == running:
+                self.num_running_jobs -= 1
+            for step in (lambda: self.iterations[job.id[0]].register_result(job),
+                         lambda: self.config_generator.new_result(job)):
+                try:
+                    step()
+                except Exception:
+                    log.exception("trial %s: could not release the job cleanly", getattr(job, "id", "?"))
+            self.thread_cond.notify_all()
+
+    def _failed_record(self, job, reason: str) -> TrialRecord:
+        """A failed record built from as little as possible (used when :meth:`_record` raised)."""
+        config = dict(job.kwargs.get("config") or {})
+        budget = float(job.kwargs.get("budget", 0.0))
+        try:
+            pattern = str(self.space.to_pattern(config))
+        except Exception:
+            pattern = "?"
+        try:
+            rung = self.ladder.rung_for(budget).name
+        except Exception:
+            rung = "?"
+        return TrialRecord(trial_id=trial_id(job.id, budget), pattern=pattern, budget=budget, rung=rung,
+                           status="failed", loss=None, config=config, error=reason,
+                           elapsed_s=self.elapsed_offset + (time.time() - self.t0),
+                           worker=_short_worker_name(getattr(job, "worker_name", None)))
 
     def _record(self, job) -> TrialRecord:
         config, budget = job.kwargs["config"], float(job.kwargs["budget"])

@@ -54,8 +54,6 @@ class SearchSettings(PoolSettings):
     """Seeds the optimizer's sampling and every trial."""
     run_dir: str | None = None
     """Where results go (default: ``runs/search-<time>``)."""
-    eta: float | None = None
-    """Override the ladder's eta (rarely needed)."""
     target: str = "1B"
     """Size every pattern is costed at (``350M``, ``1B``, ``3B``): params, FLOPs/token, KV cache vs Llama."""
     extrapolate: str = "stack"
@@ -154,7 +152,7 @@ def run_search(
             master = make_master(
                 settings.optimizer,
                 configspace=space.configspace,
-                eta=settings.eta or ladder.eta,
+                eta=ladder.eta,  # one source of truth: the ladder's budgets are built from it
                 min_budget=ladder.min_budget,
                 max_budget=ladder.max_budget,
                 run_id=run_id,

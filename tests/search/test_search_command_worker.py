@@ -156,3 +156,36 @@ def test_worker_without_the_secret_is_refused(keyed_nameserver):
         assert f"error: nameserver {keyed_nameserver} refused this worker: the shared secret is missing or wrong" in out
         assert "ns-secret" not in out and "Traceback" not in out
         assert time.monotonic() - started < 20  # refused, not timed out
+
+
+@pytest.mark.timeout(150)
+def test_timed_out_remote_worker_gets_no_new_job_until_it_answers(tmp_path):
+    """Pattern MMAMAA hangs on one of two remote workers (trial_timeout_s=2): that trial is failed at once and
+    its still-busy worker is out of the pool, so every later trial runs on the other worker and succeeds
+    (before the fix the hung worker was handed new jobs that queued behind the hang and timed out too).
+    Hyperband's random sampling with seed 0 draws MMAMAA second and never again."""
+    run_dir = tmp_path / "run"
+    search = _start("search", [f"search.run_dir={run_dir}", "search.n_workers=0", "search.min_workers=2",
+                               "search.optimizer=hyperband", "search.n_iterations=2", "search.trial_timeout_s=2",
+                               "search.ping_interval_s=1", "fidelity=simulated-ladder",
+                               "+fidelity.rungs.0.overrides.hang_when=MMAMAA",
+                               *[f"+fidelity.rungs.{i}.overrides.sleep_s=0.2" for i in range(3)]])
+    out = _lines(search)
+    seen: list[str] = []
+    join = _wait_for(out, r"composer-automl worker (nameserver=127\.0\.0\.1:\d+) (run_id=\S+)", seen)
+    workers = [_start("worker", [join[1], join[2], "threads=1"]) for _ in range(2)]
+    try:
+        code = search.wait(timeout=120)  # worker start-up on a loaded machine can take longer than _drain waits
+        assert code == 0, _drain(out, seen)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                os.killpg(w.pid, 9)
+            w.wait()
+    records = read_trials(run_dir)
+    assert len(records) == 17  # 9+3+1 and 3+1: every planned trial finished
+    failed = [r for r in records if r.status == "failed"]
+    assert [(r.pattern, r.budget) for r in failed] == [("MMAMAA", 1.0)], [r.error for r in failed]
+    assert "timed out" in failed[0].error and "out of the pool" in failed[0].error
+    later = [r for r in records if r.elapsed_s > failed[0].elapsed_s]
+    assert later and failed[0].worker not in {r.worker for r in later}  # the hung worker got no new job

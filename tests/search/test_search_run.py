@@ -241,3 +241,40 @@ def test_constraints_no_pattern_meets_fail_before_the_search_starts(tmp_path):
         SearchSettings(objective="pareto")
     with pytest.raises(ConfigError, match="unknown key"):
         SearchSettings(constraints={"kv_ratio": 0.5})
+
+
+@pytest.mark.timeout(60)
+def test_exception_while_recording_fails_the_trial_and_releases_the_job(tmp_path, monkeypatch):
+    """An exception while recording a result (injected into MasterHooks._record for budget 3, as a ladder
+    the master cannot map once raised) fails that trial with the traceback and releases its job: the search
+    finishes every planned trial instead of hanging in hpbandster's oneway callback thread."""
+    from composer_automl.search.master import MasterHooks
+
+    record = MasterHooks._record
+
+    def failing_at_budget_3(self, job):
+        if float(job.kwargs["budget"]) == 3.0:
+            raise KeyError("budget 3.0 is not on the ladder (injected)")
+        return record(self, job)
+
+    monkeypatch.setattr(MasterHooks, "_record", failing_at_budget_3)
+    ladder = load_ladder("simulated-ladder")
+    summary = run_search(SearchSettings(n_workers=1, n_iterations=1), load_space("one-shot-6"), ladder,
+                         tmp_path / "run")
+    records = read_trials(tmp_path / "run")
+    assert len(records) == planned_trials("bohb", ladder, 1) == 13
+    at3 = [r for r in records if r.budget == 3.0]
+    assert len(at3) == 3 and all(r.status == "failed" and "could not record the result" in r.error
+                                 and "injected" in r.error and r.rung.startswith("simulated") for r in at3)
+    assert all(r.status == "ok" for r in records if r.budget != 3.0)
+    assert summary["n_failed"] == 3
+
+
+def test_search_eta_is_not_a_setting():
+    """The ladder's eta is the only one: ``search.eta`` is an unknown key (it once disagreed with the ladder
+    and hung the search)."""
+    proc = subprocess.run([sys.executable, "-m", "composer_automl", "search", "search.eta=2"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "unknown config key 'search.eta'" in proc.stderr and "trial_timeout_s" in proc.stderr
