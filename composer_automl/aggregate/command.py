@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import matplotlib.pyplot as plt
 from omegaconf import DictConfig
@@ -22,10 +22,11 @@ from omegaconf import DictConfig
 from composer_automl.aggregate.report import (
     heatmap_figure, log_to_tensorboard, markdown_summary, save_figure,
 )
+from composer_automl.aggregate.result import AggregateResult
 from composer_automl.aggregate.select import (
-    SELECTORS, Candidate, candidates_by_budget, check_lengths, choose_budget,
+    SELECTORS, candidates_by_budget, check_lengths, choose_budget,
 )
-from composer_automl.aggregate.vote import VOTERS, Vote
+from composer_automl.aggregate.vote import VOTERS
 from composer_automl.config import ConfigError, choice, to_dataclass
 from composer_automl.extrapolate.command import ScaleOptions, describe, write_spec
 from composer_automl.extrapolate.fit import DepthFit, cost_report, fit_depth
@@ -77,44 +78,6 @@ class AggregateConfig:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
         if self.length is not None and self.length < 1:
             raise ConfigError(f"length={self.length} must be >= 1 or null")
-
-
-@dataclass(frozen=True)
-class AggregateResult:
-    """What aggregation found (written to ``aggregate.json``)."""
-
-    run_dir: str
-    budget: float
-    """Budget whose results were aggregated."""
-    n_candidates: int
-    """Distinct patterns at that budget."""
-    selection: str
-    method: str
-    c: int
-    members: tuple[Candidate, ...]
-    """Top set, best first."""
-    vote: Vote
-    best: Candidate
-    """The single best pattern at that budget, for comparison."""
-
-    def to_dict(self) -> dict[str, Any]:
-        def cand(m: Candidate) -> dict[str, Any]:
-            return {"pattern": str(m.pattern), "run_length": m.pattern.run_length(), "loss": m.loss,
-                    "trial_ids": list(m.trial_ids)}
-
-        return {
-            "run_dir": self.run_dir, "budget": self.budget, "n_candidates": self.n_candidates,
-            "selection": self.selection, "method": self.method, "c": self.c if self.method == "nc" else 0,
-            "consensus": str(self.vote.pattern), "consensus_run_length": self.vote.pattern.run_length(),
-            "best": cand(self.best),
-            "layers": [
-                {"layer": i + 1, "chosen": k, "shares": s, "voters": n, "context": ctx}
-                for i, (k, s, n, ctx) in enumerate(
-                    zip(self.vote.pattern, self.vote.shares, self.vote.voters, self.vote.context)
-                )
-            ],
-            "members": [cand(m) for m in self.members],
-        }
 
 
 def aggregate(config: AggregateConfig) -> AggregateResult:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -20,10 +19,8 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from composer_automl.aggregate.result import AggregateResult  # noqa: E402
 from composer_automl.patterns import PRIMITIVES  # noqa: E402
-
-if TYPE_CHECKING:
-    from composer_automl.aggregate.command import AggregateResult
 
 DPI = 100
 CELL_PX = 28
@@ -39,7 +36,7 @@ def heatmap_size_px(n_rows: int, n_layers: int) -> tuple[int, int]:
     return LEFT_PX + n_layers * CELL_PX + RIGHT_PX, TOP_PX + n_rows * CELL_PX + BOTTOM_PX
 
 
-def heatmap_figure(result: "AggregateResult", max_rows: int) -> Figure:
+def heatmap_figure(result: AggregateResult, max_rows: int) -> Figure:
     """Draw the top set (at most ``max_rows`` members, best first) and the consensus row."""
     kinds = list(PRIMITIVES)
     members = result.members[:max_rows]
@@ -74,7 +71,7 @@ def heatmap_figure(result: "AggregateResult", max_rows: int) -> Figure:
     return fig
 
 
-def markdown_summary(result: "AggregateResult", image_name: str) -> str:
+def markdown_summary(result: AggregateResult, image_name: str) -> str:
     """A short markdown report: consensus, best single pattern, per-layer shares, members."""
     vote = result.vote
     lines = [

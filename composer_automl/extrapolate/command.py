@@ -103,9 +103,15 @@ def describe(info: dict[str, Any]) -> str:
         f"params          {info['params']:,} vs baseline {base['params']:,} ({ratios['params'] - 1:+.2%})",
         f"flops/token     {info['flops_per_token']:.4g} vs {base['flops_per_token']:.4g} "
         f"(x{ratios['flops_per_token']:.3f}) at seq_len {info['reference_seq_len']}",
-        f"kv cache        {info['kv_cache_bytes']:,} B vs {base['kv_cache_bytes']:,} B "
-        f"({info['kv_cache_reduction']:.2f}x smaller)",
+        f"kv cache        {info['kv_cache_bytes']:,} B vs {base['kv_cache_bytes']:,} B ({_kv_ratio(info)})",
     ])
+
+
+def _kv_ratio(info: dict[str, Any]) -> str:
+    reduction = info["kv_cache_reduction"]
+    if reduction is None:
+        return "no KV cache: attention-free, reduction ∞"
+    return f"{reduction:.2f}x smaller" if reduction >= 1 else f"{1 / reduction:.2f}x larger"
 
 
 def task(cfg: DictConfig) -> None:

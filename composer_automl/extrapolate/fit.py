@@ -90,7 +90,8 @@ def cost_report(fit: DepthFit, seq_len: int, kv_dtype: str = "bfloat16") -> dict
     """Size and cost of the hybrid next to its baseline, for the spec YAML's ``info``.
 
     FLOPs/token are training FLOPs at ``seq_len``; the KV cache is for one sequence of
-    ``seq_len`` tokens in ``kv_dtype``. Ratios are hybrid / baseline.
+    ``seq_len`` tokens in ``kv_dtype``. Ratios are hybrid / baseline; ``kv_cache_reduction`` is
+    baseline / hybrid, None (∞) for an attention-free pattern, which keeps no KV cache.
     """
 
     def costs(spec: ModelSpec) -> dict[str, Any]:
@@ -116,5 +117,7 @@ def cost_report(fit: DepthFit, seq_len: int, kv_dtype: str = "bfloat16") -> dict
             key: round(hybrid[key] / baseline[key], 6)
             for key in ("params", "flops_per_token", "kv_cache_bytes")
         },
-        "kv_cache_reduction": round(baseline["kv_cache_bytes"] / hybrid["kv_cache_bytes"], 6),
+        # an attention-free pattern keeps no KV cache: the reduction is unbounded, written as null (JSON/YAML)
+        "kv_cache_reduction": (round(baseline["kv_cache_bytes"] / hybrid["kv_cache_bytes"], 6)
+                               if hybrid["kv_cache_bytes"] else None),
     }

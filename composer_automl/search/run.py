@@ -111,6 +111,20 @@ def prepare_run_dir(run_dir: Path, resume: bool) -> None:
         )
 
 
+def check_width_reaches_rungs(space: SearchSpace, ladder: Ladder) -> None:
+    """Refuse a searched width that a rung replaces with its own (MAD rungs' ``d_model``/``ffn_hidden``):
+    every choice would be scored by the same model there, and BOHB would learn nothing from the field."""
+    searched = set(space.config.width)
+    for rung in ladder.rungs:
+        fixed = sorted(f for f in searched if getattr(rung.config, f, None) is not None)
+        if rung.kind == "mad" and fixed:
+            raise ConfigError(
+                f"search_space.width searches {fixed}, but rung {rung.name} (kind mad) sets its own "
+                f"fidelity {rung.name}.{'/'.join(fixed)}, so the searched value never reaches it; "
+                f"search only {sorted(searched - set(fixed)) or 'other fields'} or set the rung's {fixed} to null"
+            )
+
+
 def run_search(
     settings: SearchSettings,
     space: SearchSpace,
@@ -119,6 +133,7 @@ def run_search(
     resume: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) a search to completion; returns the summary (also written to ``run_dir``)."""
+    check_width_reaches_rungs(space, ladder)
     secret = checked_secret(settings)
     space = constrained_space(space, settings)
     prepare_run_dir(run_dir, resume)

@@ -143,3 +143,17 @@ def test_shipped_yaml_composes_into_the_schema():
     config = to_dataclass(AggregateConfig, cfg, "aggregate")
     assert (config.method, config.select, config.top, config.clusters) == ("n0", "topk", 5, 5)
     assert config.extrapolate.target is None and config.extrapolate.method == "stack"
+
+
+def test_report_does_not_import_the_command():
+    """The dependency runs one way (command → report → result): report.py and result.py never import
+    command.py (they once imported each other)."""
+    import ast
+    from pathlib import Path
+
+    import composer_automl.aggregate as package
+
+    for name in ("report.py", "result.py"):
+        tree = ast.parse((Path(package.__file__).parent / name).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "composer_automl.aggregate.command" not in imported, name

@@ -62,3 +62,20 @@ def test_shipped_yaml_composes_into_the_schema():
         cfg = compose("extrapolate", overrides=["pattern=2A+4M"])
     config = to_dataclass(ExtrapolateConfig, cfg, "extrapolate")
     assert (config.target, config.method, config.tolerance, config.seq_len) == ("1B", "stack", 0.02, 2048)
+
+
+@pytest.mark.parametrize("pattern, kv_text", [("MMMMMM", "no KV cache: attention-free, reduction ∞"),
+                                              ("AAAAAA", "x larger")])
+def test_single_kind_patterns_get_their_cost_report(tmp_path, capsys, pattern, kv_text):
+    """An attention-free pattern keeps no KV cache (0 B, reduction ∞, null in the spec's info) and an
+    MLP-free one a larger cache: both get a report, no ZeroDivisionError."""
+    import yaml
+
+    run_cli([f"pattern={pattern}", "target=350M"], tmp_path)
+    out = capsys.readouterr().out
+    assert kv_text in out
+    info = yaml.safe_load((tmp_path / "hydra" / "model_350M.yaml").read_text())["info"]
+    if pattern == "MMMMMM":
+        assert info["kv_cache_bytes"] == 0 and info["kv_cache_reduction"] is None
+    else:
+        assert info["kv_cache_reduction"] < 1
