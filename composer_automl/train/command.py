@@ -39,6 +39,8 @@ class Plan:
     spec: ModelSpec
     resume: Path | None
     device: Device
+    consumed_samples: int = 0
+    """Training samples the resumed checkpoint had consumed (0 for a new run): where the data stream continues."""
 
 
 def load_spec(model: str) -> ModelSpec:
@@ -71,9 +73,11 @@ def plan(config: TrainConfig) -> Plan:
         resume = checkpoint.latest_checkpoint(Path(config.out_dir) / "checkpoints")
     elif config.resume:
         resume = Path(config.resume)
+    consumed = 0
     if resume is not None:
-        checkpoint.check_checkpoint(resume, spec, config.parallel.tp)
-    return Plan(config, spec, resume, device)
+        meta = checkpoint.check_checkpoint(resume, spec, config.parallel.tp)
+        consumed = meta["step"] * trainer.global_batch(config.parallel.tp)
+    return Plan(config, spec, resume, device, consumed)
 
 
 def build_trainer(p: Plan, callbacks: Sequence = ()):
@@ -92,7 +96,7 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
     dp_size = t.world_size // c.parallel.tp
     throughput = TokenThroughput(
         flops_per_token=p.spec.flops_per_token(t.seq_len),
-        tokens_per_step=t.micro_batch_size * t.seq_len * dp_size,
+        tokens_per_step=t.micro_batch_size * t.seq_len * dp_size,  # per micro-batch (one training batch)
         peak_flops=None if t.peak_tflops is None else t.peak_tflops * 1e12,
         window=t.log_every,
     )
@@ -107,9 +111,10 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
         strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed),
         precision=p.device.precision,
         max_steps=t.max_steps,
+        accumulate_grad_batches=t.grad_accum,
         gradient_clip_val=t.grad_clip or None,
         log_every_n_steps=t.log_every,
-        val_check_interval=t.val_every or None,
+        val_check_interval=t.val_every * t.grad_accum or None,  # counted in micro-batches by Lightning
         check_val_every_n_epoch=None,
         limit_val_batches=t.val_batches if t.val_every else 0,
         num_sanity_val_steps=0,
@@ -121,7 +126,7 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
         deterministic=p.device.deterministic,
     )
     module = ParallelLMModule(p.spec, c.parallel.tp, c.optim)
-    data = WindowData(c.data.path, t.seq_len, t.micro_batch_size, t.val_batches, c.seed)
+    data = WindowData(c.data.path, t.seq_len, t.micro_batch_size, t.val_batches, c.seed, p.consumed_samples)
     return trainer, module, data
 
 
