@@ -4,7 +4,8 @@ Checks everything (model spec, TP layout, dataset, checkpoint) before any
 process group exists, then trains the megatron tensor-parallel model under a
 Lightning ``Trainer`` with :class:`MegatronDDPStrategy`. Outputs in ``out_dir``:
 ``tensorboard/`` (loss, lr, grad norm, tokens/s, MFU, val loss/ppl) and
-``checkpoints/step_NNNNNN.ckpt/`` (sharded by TP rank).
+``checkpoints/step_NNNNNN.ckpt/`` (megatron dist-checkpoints, reshardable to another TP/DP size;
+the newest ``trainer.keep_last_k`` are kept).
 """
 
 from __future__ import annotations
@@ -75,9 +76,17 @@ def plan(config: TrainConfig) -> Plan:
         resume = Path(config.resume)
     consumed = 0
     if resume is not None:
-        meta = checkpoint.check_checkpoint(resume, spec, config.parallel.tp)
-        consumed = meta["step"] * trainer.global_batch(config.parallel.tp)
+        consumed = checkpoint.check_checkpoint(resume, spec, layout(config))["consumed_samples"]
     return Plan(config, spec, resume, device, consumed)
+
+
+def layout(config: TrainConfig):
+    """The run's data layout (what a checkpoint stores and a resume must keep reading the same way)."""
+    from composer_automl.parallel.checkpoint import Layout
+
+    t = config.trainer
+    return Layout(tp=config.parallel.tp, dp=t.world_size // config.parallel.tp, micro_batch_size=t.micro_batch_size,
+                  grad_accum=t.grad_accum, seq_len=t.seq_len)
 
 
 def build_trainer(p: Plan, callbacks: Sequence = ()):
@@ -100,15 +109,16 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
         peak_flops=None if t.peak_tflops is None else t.peak_tflops * 1e12,
         window=t.log_every,
     )
-    checkpoints = [
+    checkpoints = [  # the newest keep_last_k by step; Lightning deletes older ones through the strategy
         ModelCheckpoint(dirpath=Path(c.out_dir) / "checkpoints", filename="step_{step:06d}", auto_insert_metric_name=False,
-                        every_n_train_steps=t.ckpt_every, save_top_k=-1, save_last=False)
+                        every_n_train_steps=t.ckpt_every, monitor="step", mode="max", save_top_k=t.keep_last_k,
+                        save_last=False)
     ] if t.ckpt_every else []
     trainer = L.Trainer(
         accelerator=p.device.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed),
+        strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed, layout=layout(c)),
         precision=p.device.precision,
         max_steps=t.max_steps,
         accumulate_grad_batches=t.grad_accum,

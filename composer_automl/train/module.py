@@ -52,7 +52,7 @@ class ParallelLMModule(L.LightningModule):
 
     The model is built in :meth:`configure_model`, i.e. after the strategy has set
     up megatron's process groups. Logs ``train/loss`` (mean over the optimizer
-    step's micro-batches), ``train/lr``, ``train/grad_norm`` per optimizer step and
+    step's global batch: micro-batches and data-parallel replicas), ``train/lr``, ``train/grad_norm`` per optimizer step and
     ``val/loss``, ``val/ppl`` per validation.
 
     Gradient accumulation is Lightning's (``accumulate_grad_batches``: DDP skips
@@ -84,9 +84,23 @@ class ParallelLMModule(L.LightningModule):
         loss = masked_mean_loss(self.model, inputs, targets)
         self._step_loss.append(loss.detach())
         if not self.trainer.fit_loop._should_accumulate():  # last micro-batch: the optimizer steps after it
-            self.log("train/loss", torch.stack(self._step_loss).mean(), prog_bar=True)
+            self.log("train/loss", self._global_batch_loss(), prog_bar=True)
             self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
-            self._step_loss = []
+        return loss
+
+    def _global_batch_loss(self) -> torch.Tensor:
+        """Mean loss of this optimizer step over the whole global batch (all data-parallel replicas).
+
+        One scalar all-reduce over the DP group, on the device (no host sync); TP ranks
+        already hold equal values."""
+        from megatron.core import parallel_state
+
+        loss = torch.stack(self._step_loss).mean()
+        self._step_loss = []
+        group = parallel_state.get_data_parallel_group()
+        if dist.get_world_size(group) > 1:
+            dist.all_reduce(loss, group=group)
+            loss = loss / dist.get_world_size(group)
         return loss
 
     def on_validation_epoch_start(self) -> None:

@@ -3,8 +3,9 @@
 ``python run_worker.py RUNS.json`` where the file holds a list of
 ``{"config": {...TrainConfig...}, "out": "record.json"}``; runs execute in
 order in this process (or in every process of a torchrun world). Rank 0 writes,
-per run, the loss and TP-global gradient norm of each optimizer step and the
-trained weights in HybridLM layout (``weights.pt`` beside the record).
+per run, the loss and TP-global gradient norm of each optimizer step, the
+trained weights in HybridLM layout (``*.weights.pt`` beside the record) and the
+parallel model's full-vocabulary logits for a fixed input (``*.logits.pt``).
 """
 
 from __future__ import annotations
@@ -34,11 +35,17 @@ class RecordSteps(L.Callback):
             self.steps[trainer.global_step] = {k: float(metrics[k]) for k in ("train/loss", "train/grad_norm")}
 
     def on_train_end(self, trainer, pl_module):
+        from megatron.core.tensor_parallel import gather_from_tensor_model_parallel_region
+
         from composer_automl.parallel import gather_to_hybrid
 
         weights = gather_to_hybrid(pl_module.model.state_dict(), pl_module.spec)
+        with torch.no_grad():
+            idx = (torch.arange(24) * 7 % pl_module.spec.vocab_size).reshape(2, 12)
+            logits = gather_from_tensor_model_parallel_region(pl_module.model(idx, None, None))  # (2, 12, V)
         if dist.get_rank() == 0:
             torch.save(weights, self.out.with_suffix(".weights.pt"))
+            torch.save(logits, self.out.with_suffix(".logits.pt"))
             self.out.write_text(json.dumps({"steps": self.steps, "val": {
                 k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}}))
 
