@@ -13,9 +13,10 @@ def init_model_parallel(tp: int, seed: int = 0, on_cpu: bool | None = None) -> N
     """Create megatron's tensor/data-parallel groups (pipeline size 1) in the current world.
 
     The default process group must already exist (Lightning, torchrun or a test
-    set it up). On CPU this installs the small CUDA redirect of :mod:`cpu_compat`;
-    on GPU it seeds megatron's model-parallel CUDA RNG tracker. ``on_cpu`` (default:
-    no CUDA device visible) says which.
+    set it up). For a CPU run this installs the small CUDA redirect of
+    :mod:`cpu_compat`; for a GPU run it seeds megatron's model-parallel CUDA RNG
+    tracker. ``on_cpu`` is the run's choice (``trainer.accelerator``); None = CPU
+    exactly when no CUDA device is visible (tests, scripts).
     """
     on_cpu = not torch.cuda.is_available() if on_cpu is None else on_cpu
     if not dist.is_initialized():

@@ -29,9 +29,12 @@ class MegatronDDPStrategy(DDPStrategy):
 
     strategy_name = "megatron_ddp"
 
-    def __init__(self, tp: int = 1, seed: int = 0, layout: checkpoint.Layout | None = None, **ddp_kwargs: Any):
+    def __init__(self, tp: int = 1, seed: int = 0, layout: checkpoint.Layout | None = None,
+                 on_cpu: bool | None = None, **ddp_kwargs: Any):
         super().__init__(**ddp_kwargs)
         self.tp, self.seed = tp, seed
+        self.on_cpu = on_cpu
+        """The run is on CPU (``trainer.accelerator=cpu``) even if CUDA exists; None = the root device decides."""
         self.layout = layout
         """The run's data layout, stored in every checkpoint's meta.json."""
 
@@ -42,7 +45,13 @@ class MegatronDDPStrategy(DDPStrategy):
                 f"parallel.tp={self.tp} does not divide the world size {dist.get_world_size()} "
                 "(trainer.num_nodes × trainer.devices)"
             )
-        state.init_model_parallel(self.tp, self.seed)
+        if self.on_cpu is None:
+            self.on_cpu = self.root_device.type == "cpu"
+        self.init_megatron()
+
+    def init_megatron(self) -> None:
+        """megatron's TP/DP groups in the existing world, set up for this run's device (CPU or CUDA)."""
+        state.init_model_parallel(self.tp, self.seed, on_cpu=self.on_cpu)
 
     def configure_ddp(self) -> None:
         self._ddp_kwargs["process_group"] = parallel_state.get_data_parallel_group()
@@ -56,7 +65,7 @@ class MegatronDDPStrategy(DDPStrategy):
         """Every rank writes its shards (collective); global rank 0 then writes meta.json."""
         folder = Path(filepath)
         module = self.lightning_module
-        checkpoint.save(folder, checkpoint_dict, module.model, self.optimizers[0], on_cpu=self.root_device.type == "cpu")
+        checkpoint.save(folder, checkpoint_dict, module.model, self.optimizers[0], on_cpu=bool(self.on_cpu))
         self.barrier("megatron_ddp.save_checkpoint")
         if self.is_global_zero:
             if self.layout is None:

@@ -103,6 +103,7 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
     c, t = p.config, p.config.trainer
     L.seed_everything(c.seed, workers=True)
     dp_size = t.world_size // c.parallel.tp
+    on_cpu = p.device.accelerator == "cpu"  # the config decides, never CUDA's presence
     throughput = TokenThroughput(
         flops_per_token=p.spec.flops_per_token(t.seq_len),
         tokens_per_step=t.micro_batch_size * t.seq_len * dp_size,  # per micro-batch (one training batch)
@@ -118,7 +119,7 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
         accelerator=p.device.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed, layout=layout(c)),
+        strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed, layout=layout(c), on_cpu=on_cpu),
         precision=p.device.precision,
         max_steps=t.max_steps,
         accumulate_grad_batches=t.grad_accum,
@@ -135,7 +136,7 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
         enable_model_summary=False,
         deterministic=p.device.deterministic,
     )
-    module = ParallelLMModule(p.spec, c.parallel.tp, c.optim)
+    module = ParallelLMModule(p.spec, c.parallel.tp, c.optim, on_cpu=on_cpu)
     data = WindowData(c.data.path, t.seq_len, t.micro_batch_size, t.val_batches, c.seed, p.consumed_samples)
     return trainer, module, data
 

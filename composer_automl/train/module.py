@@ -65,9 +65,11 @@ class ParallelLMModule(L.LightningModule):
     ``val/ppl = exp(val/loss)``, with no host sync per batch.
     """
 
-    def __init__(self, spec: ModelSpec, tp: int, optim: OptimConfig):
+    def __init__(self, spec: ModelSpec, tp: int, optim: OptimConfig, on_cpu: bool | None = None):
         super().__init__()
         self.spec, self.tp, self.optim = spec, tp, optim
+        self.on_cpu = on_cpu
+        """Build weights and RoPE buffers on CPU (``trainer.accelerator=cpu``); None = when no CUDA is visible."""
         self.save_hyperparameters({"model": spec.to_dict(), "tp": tp, "optim": vars(optim)})
         self.model: torch.nn.Module | None = None
         self._step_loss: list[torch.Tensor] = []  # this optimizer step's micro-batch losses (on device)
@@ -77,7 +79,7 @@ class ParallelLMModule(L.LightningModule):
         from composer_automl.parallel import build_parallel_model
 
         if self.model is None:
-            self.model = build_parallel_model(self.spec, self.tp)
+            self.model = build_parallel_model(self.spec, self.tp, on_cpu=self.on_cpu)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, targets = batch
