@@ -78,7 +78,7 @@ def main() -> None:
     torch.cuda.set_device(0)
     init_model_parallel(tp=1)
     name = torch.cuda.get_device_name(0)
-    peak = device_peak_flops(name)
+    peak = device_peak_flops(torch.device("cuda", 0), "bf16-mixed")  # Lightning's device table
     print(f"device: {name}")
     print(f"peak_bf16_tflops: {peak / 1e12 if peak else 'unknown'}")
     steps = 8 if args.quick else args.steps

@@ -12,17 +12,20 @@ import time
 import lightning as L
 import torch
 
-PEAK_TFLOPS = {"h200": 989.0, "h100": 989.0, "a100": 312.0}
-"""Dense bf16 peak TFLOP/s per device (SXM parts), matched as a substring of the device name."""
+PRECISION_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16, "32": torch.float32, "64": torch.float64}
+"""Leading part of a Lightning precision string (``bf16-mixed`` → ``bf16``) → the matmul dtype."""
 
 
-def device_peak_flops(name: str) -> float | None:
-    """Peak FLOP/s for a CUDA device name (``NVIDIA H100 80GB HBM3``), None if unknown."""
-    lowered = name.lower()
-    for key, tflops in PEAK_TFLOPS.items():
-        if key in lowered:
-            return tflops * 1e12
-    return None
+def device_peak_flops(device: torch.device, precision: str = "bf16-mixed") -> float | None:
+    """Dense peak FLOP/s of one device at ``precision``, from Lightning's device table
+    (``lightning.fabric.utilities.throughput.get_available_flops``); None for CPUs and unknown devices."""
+    from lightning.fabric.utilities.throughput import get_available_flops
+
+    if device.type != "cuda":
+        return None
+    dtype = PRECISION_DTYPES.get(str(precision).split("-")[0])
+    flops = get_available_flops(device, dtype) if dtype is not None else None
+    return float(flops) if flops else None
 
 
 class TokenThroughput(L.Callback):
@@ -33,8 +36,10 @@ class TokenThroughput(L.Callback):
     ``window`` steps the rate over those steps is logged; :attr:`tokens_per_s` is the rate
     over the whole run. MFU = flops_per_token · tokens/s / (world size · peak FLOP/s), with
     the model's ``flops_per_token`` (forward + backward); it is logged only when the peak is
-    known (``peak_flops`` or the CUDA device table). CUDA work is synchronised before reading
-    the clock.
+    known (``peak_flops``, i.e. ``trainer.peak_tflops``, or Lightning's device table at the
+    run's precision). The clock is read — and CUDA synchronised — only at window ends (the
+    steps that log), at validation start and at the end of training, never on other steps.
+    ``tokens_per_step`` counts one training batch (a micro-batch under accumulation).
     """
 
     def __init__(self, tokens_per_step: int, flops_per_token: float | None = None,
@@ -51,8 +56,8 @@ class TokenThroughput(L.Callback):
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.peak_flops is None and pl_module.device.type == "cuda":
-            self.peak_flops = device_peak_flops(torch.cuda.get_device_name(pl_module.device))
+        if self.peak_flops is None:
+            self.peak_flops = device_peak_flops(pl_module.device, trainer.precision)
 
     def _now(self, pl_module: L.LightningModule) -> float:
         if pl_module.device.type == "cuda":
@@ -73,11 +78,11 @@ class TokenThroughput(L.Callback):
             self._since = self._now(pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._advance_clock(pl_module, running=True)
         self.tokens += self.tokens_per_step
         self._window_steps += 1
         if self._window_steps < self.window:
-            return
+            return  # no clock reading, so no CUDA synchronisation, between logging steps
+        self._advance_clock(pl_module, running=True)
         rate = self.tokens_per_step * self._window_steps / self._window_seconds
         metrics = {"perf/tokens_per_s": rate, "perf/tokens_per_s_per_device": rate / trainer.world_size}
         if self.peak_flops and self.flops_per_token:

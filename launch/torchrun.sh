@@ -4,16 +4,21 @@
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=node0 GPUS_PER_NODE=8 \
 #     launch/torchrun.sh model=model_1B.yaml data=/data/dclm launch=1x8_tp8 trainer.num_nodes=2
 #
-# torchrun starts GPUS_PER_NODE processes per node and sets RANK/LOCAL_RANK/WORLD_SIZE;
+# torchrun starts GPUS_PER_NODE processes per node (one per GPU) and sets RANK/LOCAL_RANK/WORLD_SIZE;
 # Lightning picks them up (TorchElasticEnvironment). trainer.num_nodes × trainer.devices
-# must equal NNODES × GPUS_PER_NODE. CPU smoke test: GPUS_PER_NODE=2 … trainer.accelerator=cpu.
+# must equal NNODES × GPUS_PER_NODE (both are set from them below). CPU smoke test: GPUS_PER_NODE=2 … trainer.accelerator=cpu.
 set -euo pipefail
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-MASTER_PORT=${MASTER_PORT:-29500}
+# Every node must use the same port: derive it from a job id shared by all nodes (JOB_ID, or
+# SLURM_JOB_ID inside an allocation) so concurrent jobs on one master node do not collide.
+JOB_ID=${JOB_ID:-${SLURM_JOB_ID:-}}
+if [[ -n "$JOB_ID" ]]; then DEFAULT_PORT=$((10000 + JOB_ID % 50000)); else DEFAULT_PORT=29500; fi
+MASTER_PORT=${MASTER_PORT:-$DEFAULT_PORT}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+export TORCH_NCCL_ASYNC_ERROR_HANDLING=${TORCH_NCCL_ASYNC_ERROR_HANDLING:-1}  # fail fast on a broken collective
 export CUDA_DEVICE_MAX_CONNECTIONS=${CUDA_DEVICE_MAX_CONNECTIONS:-1}  # megatron TP comm/compute overlap
 
 exec python -m torch.distributed.run \

@@ -63,9 +63,26 @@ def test_windowed_rate_and_mfu_are_logged(tmp_path):
     assert float(metrics["perf/mfu"]) == pytest.approx(1e6 * rate / 1e9, rel=1e-5)
 
 
-def test_peak_flops_table():
-    """H100/H200 are 989 TFLOP/s bf16 dense, A100 312; unknown devices have no peak."""
-    assert device_peak_flops("NVIDIA H100 80GB HBM3") == 989e12
-    assert device_peak_flops("NVIDIA H200") == 989e12
-    assert device_peak_flops("NVIDIA A100-SXM4-80GB") == 312e12
-    assert device_peak_flops("NVIDIA GeForce RTX 3090") is None
+def test_peak_flops_come_from_lightnings_table_at_the_run_precision(monkeypatch):
+    """Lightning's table: H100 SXM bf16 989 TFLOP/s (fp16 the same), A100 bf16 312; CPUs and unknown
+    GPUs have no peak (MFU is then not logged unless trainer.peak_tflops is set)."""
+    names = {0: "NVIDIA H100 80GB HBM3", 1: "NVIDIA A100-SXM4-80GB", 2: "Some Future GPU"}
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: names[torch.device(device).index])
+    assert device_peak_flops(torch.device("cuda", 0), "bf16-mixed") == pytest.approx(989.4e12, rel=1e-3)
+    assert device_peak_flops(torch.device("cuda", 0), "16-mixed") == pytest.approx(989.4e12, rel=1e-3)
+    assert device_peak_flops(torch.device("cuda", 1), "bf16-true") == 312e12
+    assert device_peak_flops(torch.device("cuda", 2), "bf16-mixed") is None
+    assert device_peak_flops(torch.device("cpu"), "32-true") is None
+
+
+def test_clock_is_read_only_on_logging_steps(tmp_path, monkeypatch):
+    """With window=4 over 12 steps, the clock (and so any CUDA synchronisation) is read at the
+    first batch, at each window end and around validations — not on every step."""
+    throughput = TokenThroughput(tokens_per_step=32, window=4)
+    readings = []
+    original = throughput._now
+    monkeypatch.setattr(throughput, "_now", lambda module: readings.append(1) or original(module))
+    _fit(tmp_path, throughput)
+    assert throughput.tokens == STEPS * 32
+    # first batch 1 + window ends 3 + 3 validations × (pause, resume) 6 + end 1; per-step reading gave > 19
+    assert len(readings) <= 11 < STEPS

@@ -1,51 +1,106 @@
-"""Checkpoints sharded by tensor-parallel rank.
+"""Checkpoints that outlive a layout: megatron-core ``dist_checkpointing`` under Lightning.
 
-A checkpoint is a folder ``step_NNNNNN.ckpt/`` holding one Lightning checkpoint per
-TP rank (``tp_00.pt`` …: that rank's weight shards, optimizer state, schedule,
-loop counters) written by the ranks of data-parallel replica 0, plus
-``meta.json`` (TP size, model spec, step) written last: a folder with
-``meta.json`` is complete. Resuming needs the same model spec and TP size.
+A checkpoint is a folder ``step_NNNNNN.ckpt/`` written by every rank together:
+
+* megatron's sharded checkpoint (torch_dist backend: ``*.distcp``, ``common.pt``,
+  ``metadata.json``). Model weights and AdamW's moments are stored as *global*
+  tensors (each rank writes its TP shard; data-parallel replicas are
+  deduplicated), so a run saved at one TP/DP size loads at another — the
+  ``sharded_state_dict`` of the new layout says which slice each rank reads.
+  Lightning's own state (loop counters, schedule, callbacks) is the common part.
+* ``meta.json``, written last by global rank 0: model spec, the layout (TP, DP,
+  micro-batch, accumulation, sequence length) and the data position (optimizer
+  step, consumed samples). A folder with ``meta.json`` is complete.
+
+A resume may change TP, DP, micro-batch and accumulation as long as the
+global batch (micro × accum × DP) and the sequence length stay the same: then
+each optimizer step reads the same samples as the saved run would have
+(:mod:`composer_automl.train.data`). Anything else would silently change the data
+stream and is refused.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from composer_automl.config import ConfigError
 from composer_automl.spec import ModelSpec
 
 META = "meta.json"
+MOMENTS = ("exp_avg", "exp_avg_sq")
+"""AdamW state tensors stored sharded like their parameter."""
+SHARDING = {"non_homogeneous_layers": True}
+"""megatron sharding metadata: A and M layers hold different weights, so each layer gets its own keys
+(the default stacks layer *i*'s weights into one tensor per name, which needs every layer to have them)."""
 
 
-def shard_path(folder: str | Path, tp_rank: int) -> Path:
-    return Path(folder) / f"tp_{tp_rank:02d}.pt"
+@dataclass(frozen=True)
+class Layout:
+    """How a run reads its data: what a checkpoint stores and a resume is checked against."""
+
+    tp: int
+    dp: int
+    micro_batch_size: int
+    grad_accum: int
+    seq_len: int
+
+    @property
+    def global_batch(self) -> int:
+        """Sequences per optimizer step."""
+        return self.micro_batch_size * self.grad_accum * self.dp
+
+    def describe(self) -> str:
+        return (f"global batch {self.global_batch} = micro_batch_size {self.micro_batch_size} × "
+                f"grad_accum {self.grad_accum} × DP {self.dp}, seq_len {self.seq_len}")
 
 
-def write_meta(folder: str | Path, spec: ModelSpec, tp: int, step: int) -> None:
+def write_meta(folder: str | Path, spec: ModelSpec, layout: Layout, step: int) -> None:
     """Mark ``folder`` complete (atomic rename)."""
+    meta = {"step": step, "consumed_samples": step * layout.global_batch, **asdict(layout),
+            "global_batch": layout.global_batch, "model": spec.to_dict(), "format": "megatron-dist-checkpoint"}
     tmp = Path(folder) / f".{META}.tmp"
-    tmp.write_text(json.dumps({"tp": tp, "step": step, "model": spec.to_dict()}, indent=1))
+    tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, Path(folder) / META)
 
 
-def check_checkpoint(folder: str | Path, spec: ModelSpec, tp: int) -> dict:
-    """Return the checkpoint's meta; ConfigError unless it is complete and matches ``spec`` and ``tp``."""
+def read_meta(folder: str | Path, what: str = "resume") -> dict:
+    """The checkpoint's ``meta.json``; ConfigError unless ``folder`` is a complete checkpoint of ours."""
     meta_path = Path(folder) / META
-    if not meta_path.is_file():
-        raise ConfigError(f"resume={str(folder)!r} is not a complete checkpoint folder (no {META})")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != "megatron-dist-checkpoint" or "model" not in meta:
+        raise ConfigError(
+            f"{what}={str(folder)!r} is not a complete `composer-automl train` checkpoint folder "
+            f"(no readable {META}); pass a checkpoints/step_NNNNNN.ckpt folder"
+        )
+    return meta
+
+
+def check_checkpoint(folder: str | Path, spec: ModelSpec, layout: Layout) -> dict:
+    """Return the checkpoint's meta; ConfigError unless it is complete, of ``spec``, and ``layout``
+    reads the same data stream (same global batch and sequence length; TP, DP, micro-batch and
+    accumulation may differ)."""
+    meta = read_meta(folder)
     if meta["model"] != spec.to_dict():
         diff = sorted(k for k in set(meta["model"]) | set(spec.to_dict()) if meta["model"].get(k) != spec.to_dict().get(k))
         raise ConfigError(
             f"resume={str(folder)!r} was saved from another model (fields {diff} differ): "
             f"checkpoint {[meta['model'].get(k) for k in diff]} vs model {[spec.to_dict().get(k) for k in diff]}"
         )
-    if meta["tp"] != tp:
+    saved = Layout(**{k: meta[k] for k in Layout.__dataclass_fields__})
+    if saved.global_batch != layout.global_batch or saved.seq_len != layout.seq_len:
         raise ConfigError(
-            f"resume={str(folder)!r} was saved with parallel.tp={meta['tp']}; resharding is not supported, "
-            f"so resume with parallel.tp={meta['tp']} (got {tp})"
+            f"resume={str(folder)!r} cannot continue the same data stream: it was saved with {saved.describe()}, "
+            f"this run has {layout.describe()}; keep micro_batch_size × grad_accum × DP = {saved.global_batch} "
+            f"and seq_len = {saved.seq_len}"
         )
     return meta
 
@@ -54,3 +109,103 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
     """The complete ``step_NNNNNN.ckpt`` folder with the largest N, or None."""
     done = [p for p in Path(ckpt_dir).glob("step_*.ckpt") if (p / META).is_file()]
     return max(done, key=lambda p: json.loads((p / META).read_text())["step"], default=None)
+
+
+# --- sharded state ---------------------------------------------------------------------------
+
+
+def model_sharded_state(model: torch.nn.Module) -> dict[str, Any]:
+    """Parameter name → megatron ShardedTensor (or factory) of this rank's shard (``_extra_state`` dropped)."""
+    sharded = model.sharded_state_dict(metadata=dict(SHARDING))
+    return {name: value for name, value in sharded.items() if not name.endswith("_extra_state")}
+
+
+def optimizer_sharded_state(model: torch.nn.Module, model_sharded: dict[str, Any],
+                            optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+    """AdamW moments of every parameter, sharded like the parameter (zeros as a load template when
+    ``optimizer`` is None)."""
+    from megatron.core.dist_checkpointing.optimizer import make_sharded_optimizer_tensor
+
+    out = {}
+    for name, param in model.named_parameters():
+        state = optimizer.state.get(param, {}) if optimizer is not None else {}
+        for moment in MOMENTS:
+            tensor = state[moment] if moment in state else torch.zeros_like(param)
+            out[f"{moment}.{name}"] = make_sharded_optimizer_tensor(model_sharded[name], tensor, f"optimizer.{moment}")
+    return out
+
+
+def _in_process_strategy():
+    """megatron's ``torch_dist`` format written by PyTorch DCP's own ``FileSystemWriter`` in this process.
+
+    megatron's writer forks one process per file bucket after staging tensors and
+    synchronises CUDA; on CPU (gloo threads already running) the forked writers
+    died and the save hung. Used for CPU runs only; GPU runs keep megatron's writer.
+    """
+    from megatron.core.dist_checkpointing.strategies.torch import (
+        MCoreSavePlanner, TorchDistSaveShardedStrategy, _replace_state_dict_keys_with_sharded_keys,
+        mcore_to_pyt_state_dict)
+    from torch.distributed import checkpoint as dcp
+
+    class InProcessTorchDistSave(TorchDistSaveShardedStrategy):
+        def save(self, sharded_state_dict, checkpoint_dir) -> None:
+            sharded, _, _ = _replace_state_dict_keys_with_sharded_keys(sharded_state_dict, self.keep_only_main_replica)
+            dcp.save(mcore_to_pyt_state_dict(sharded, False),
+                     storage_writer=dcp.FileSystemWriter(str(checkpoint_dir), thread_count=1),
+                     planner=MCoreSavePlanner(flatten_state_dict=False))
+
+    return InProcessTorchDistSave("torch_dist", 1)
+
+
+def save(folder: str | Path, checkpoint: dict[str, Any], model: torch.nn.Module,
+         optimizer: torch.optim.Optimizer, on_cpu: bool) -> None:
+    """Write Lightning's ``checkpoint`` dict with the model and AdamW state as megatron sharded tensors.
+
+    Collective: every rank calls it. The optimizer's scalar step count and param-group
+    hyperparameters go to the common part.
+    """
+    from megatron.core import dist_checkpointing
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model_sharded = model_sharded_state(model)
+    steps = {float(s["step"]) for s in optimizer.state.values() if "step" in s}
+    state = {k: v for k, v in checkpoint.items() if k not in ("state_dict", "optimizer_states")}
+    state["state_dict"] = {f"model.{k}": v for k, v in model_sharded.items()}
+    state["optimizer"] = {
+        "moments": optimizer_sharded_state(model, model_sharded, optimizer),
+        "step": max(steps, default=0.0),
+        "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups],
+    }
+    dist_checkpointing.save(state, str(folder), sharded_strategy=_in_process_strategy() if on_cpu else None)
+
+
+def load(folder: str | Path, model: torch.nn.Module) -> dict[str, Any]:
+    """Read a checkpoint into this rank's layout: Lightning's dict with ``state_dict`` (this rank's
+    weight shards, LightningModule names) and ``optimizer_states[0]`` (moments by parameter name)."""
+    from megatron.core import dist_checkpointing
+
+    model_sharded = model_sharded_state(model)
+    template = {
+        "state_dict": {f"model.{k}": v for k, v in model_sharded.items()},
+        "optimizer": {"moments": optimizer_sharded_state(model, model_sharded, None)},
+    }
+    loaded = dist_checkpointing.load(template, str(folder))
+    loaded["optimizer_states"] = [loaded.pop("optimizer")]  # where Lightning looks for optimizer state
+    return loaded
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, model: torch.nn.Module, saved: dict[str, Any]) -> None:
+    """Load the moments, step count and group hyperparameters saved by :func:`save` into ``optimizer``."""
+    index = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
+    state_dict = optimizer.state_dict()
+    if len(saved["param_groups"]) != len(state_dict["param_groups"]):
+        raise RuntimeError("checkpoint optimizer has a different number of parameter groups")
+    for group, saved_group in zip(state_dict["param_groups"], saved["param_groups"]):
+        group.update(saved_group)
+    state_dict["state"] = {
+        index[id(param)]: {"step": torch.tensor(saved["step"], dtype=torch.float32),
+                           **{m: saved["moments"][f"{m}.{name}"] for m in MOMENTS}}
+        for name, param in model.named_parameters()
+    }
+    optimizer.load_state_dict(state_dict)

@@ -6,7 +6,8 @@ megatron's tensor/data-parallel groups are created → the LightningModule build
 its TP shard in ``configure_model`` → DDP wraps it over the *data-parallel*
 group (DDP over the whole world would average different TP shards of equal
 shape) → data is sharded by data-parallel rank and size. Checkpoints are
-sharded by TP rank (:mod:`composer_automl.parallel.checkpoint`).
+megatron ``dist_checkpointing`` folders, reshardable to another TP/DP size
+(:mod:`composer_automl.parallel.checkpoint`).
 """
 
 from __future__ import annotations
@@ -28,9 +29,14 @@ class MegatronDDPStrategy(DDPStrategy):
 
     strategy_name = "megatron_ddp"
 
-    def __init__(self, tp: int = 1, seed: int = 0, **ddp_kwargs: Any):
+    def __init__(self, tp: int = 1, seed: int = 0, layout: checkpoint.Layout | None = None,
+                 on_cpu: bool | None = None, **ddp_kwargs: Any):
         super().__init__(**ddp_kwargs)
         self.tp, self.seed = tp, seed
+        self.on_cpu = on_cpu
+        """The run is on CPU (``trainer.accelerator=cpu``) even if CUDA exists; None = the root device decides."""
+        self.layout = layout
+        """The run's data layout, stored in every checkpoint's meta.json."""
 
     def setup_distributed(self) -> None:
         super().setup_distributed()
@@ -39,7 +45,13 @@ class MegatronDDPStrategy(DDPStrategy):
                 f"parallel.tp={self.tp} does not divide the world size {dist.get_world_size()} "
                 "(trainer.num_nodes × trainer.devices)"
             )
-        state.init_model_parallel(self.tp, self.seed)
+        if self.on_cpu is None:
+            self.on_cpu = self.root_device.type == "cpu"
+        self.init_megatron()
+
+    def init_megatron(self) -> None:
+        """megatron's TP/DP groups in the existing world, set up for this run's device (CPU or CUDA)."""
+        state.init_model_parallel(self.tp, self.seed, on_cpu=self.on_cpu)
 
     def configure_ddp(self) -> None:
         self._ddp_kwargs["process_group"] = parallel_state.get_data_parallel_group()
@@ -50,20 +62,31 @@ class MegatronDDPStrategy(DDPStrategy):
         return {"num_replicas": state.dp_size(), "rank": state.dp_rank()}
 
     def save_checkpoint(self, checkpoint_dict: dict[str, Any], filepath, storage_options=None) -> None:
-        """Each TP rank of data-parallel replica 0 writes its shard; global rank 0 then writes meta.json."""
+        """Every rank writes its shards (collective); global rank 0 then writes meta.json."""
         folder = Path(filepath)
-        if state.dp_rank() == 0:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.checkpoint_io.save_checkpoint(checkpoint_dict, checkpoint.shard_path(folder, state.tp_rank()))
+        module = self.lightning_module
+        checkpoint.save(folder, checkpoint_dict, module.model, self.optimizers[0], on_cpu=bool(self.on_cpu))
         self.barrier("megatron_ddp.save_checkpoint")
         if self.is_global_zero:
-            module = self.lightning_module
-            checkpoint.write_meta(folder, module.spec, self.tp, checkpoint_dict["global_step"])
+            if self.layout is None:
+                raise RuntimeError("MegatronDDPStrategy(layout=...) is needed to write checkpoints")
+            checkpoint.write_meta(folder, module.spec, self.layout, checkpoint_dict["global_step"])
+        self.barrier("megatron_ddp.save_checkpoint.meta")
 
     def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
-        checkpoint.check_checkpoint(checkpoint_path, self.lightning_module.spec, self.tp)
-        shard = checkpoint.shard_path(checkpoint_path, state.tp_rank())
-        return self.checkpoint_io.load_checkpoint(shard, weights_only=False)
+        """Read the checkpoint resharded to this run's TP/DP layout (every rank; collective)."""
+        if self.layout is not None:
+            checkpoint.check_checkpoint(checkpoint_path, self.lightning_module.spec, self.layout)
+        return checkpoint.load(checkpoint_path, self.lightning_module.model)
+
+    def load_model_state_dict(self, checkpoint_dict, strict: bool = True) -> None:
+        missing, unexpected = self.lightning_module.load_state_dict(checkpoint_dict["state_dict"], strict=False)
+        missing = [k for k in missing if not k.endswith("_extra_state")]  # megatron's (empty) per-layer extras
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"checkpoint does not match the model: missing {missing}, unexpected {unexpected}")
+
+    def load_optimizer_state_dict(self, checkpoint_dict) -> None:
+        checkpoint.restore_optimizer(self.optimizers[0], self.lightning_module.model, checkpoint_dict["optimizer_states"][0])
 
     def remove_checkpoint(self, filepath) -> None:
         if self.is_global_zero:

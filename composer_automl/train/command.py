@@ -4,7 +4,8 @@ Checks everything (model spec, TP layout, dataset, checkpoint) before any
 process group exists, then trains the megatron tensor-parallel model under a
 Lightning ``Trainer`` with :class:`MegatronDDPStrategy`. Outputs in ``out_dir``:
 ``tensorboard/`` (loss, lr, grad norm, tokens/s, MFU, val loss/ppl) and
-``checkpoints/step_NNNNNN.ckpt/`` (sharded by TP rank).
+``checkpoints/step_NNNNNN.ckpt/`` (megatron dist-checkpoints, reshardable to another TP/DP size;
+the newest ``trainer.keep_last_k`` are kept).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Plan:
     spec: ModelSpec
     resume: Path | None
     device: Device
+    consumed_samples: int = 0
+    """Training samples the resumed checkpoint had consumed (0 for a new run): where the data stream continues."""
 
 
 def load_spec(model: str) -> ModelSpec:
@@ -71,9 +74,19 @@ def plan(config: TrainConfig) -> Plan:
         resume = checkpoint.latest_checkpoint(Path(config.out_dir) / "checkpoints")
     elif config.resume:
         resume = Path(config.resume)
+    consumed = 0
     if resume is not None:
-        checkpoint.check_checkpoint(resume, spec, config.parallel.tp)
-    return Plan(config, spec, resume, device)
+        consumed = checkpoint.check_checkpoint(resume, spec, layout(config))["consumed_samples"]
+    return Plan(config, spec, resume, device, consumed)
+
+
+def layout(config: TrainConfig):
+    """The run's data layout (what a checkpoint stores and a resume must keep reading the same way)."""
+    from composer_automl.parallel.checkpoint import Layout
+
+    t = config.trainer
+    return Layout(tp=config.parallel.tp, dp=t.world_size // config.parallel.tp, micro_batch_size=t.micro_batch_size,
+                  grad_accum=t.grad_accum, seq_len=t.seq_len)
 
 
 def build_trainer(p: Plan, callbacks: Sequence = ()):
@@ -90,26 +103,29 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
     c, t = p.config, p.config.trainer
     L.seed_everything(c.seed, workers=True)
     dp_size = t.world_size // c.parallel.tp
+    on_cpu = p.device.accelerator == "cpu"  # the config decides, never CUDA's presence
     throughput = TokenThroughput(
         flops_per_token=p.spec.flops_per_token(t.seq_len),
-        tokens_per_step=t.micro_batch_size * t.seq_len * dp_size,
+        tokens_per_step=t.micro_batch_size * t.seq_len * dp_size,  # per micro-batch (one training batch)
         peak_flops=None if t.peak_tflops is None else t.peak_tflops * 1e12,
         window=t.log_every,
     )
-    checkpoints = [
+    checkpoints = [  # the newest keep_last_k by step; Lightning deletes older ones through the strategy
         ModelCheckpoint(dirpath=Path(c.out_dir) / "checkpoints", filename="step_{step:06d}", auto_insert_metric_name=False,
-                        every_n_train_steps=t.ckpt_every, save_top_k=-1, save_last=False)
+                        every_n_train_steps=t.ckpt_every, monitor="step", mode="max", save_top_k=t.keep_last_k,
+                        save_last=False)
     ] if t.ckpt_every else []
     trainer = L.Trainer(
         accelerator=p.device.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed),
+        strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed, layout=layout(c), on_cpu=on_cpu),
         precision=p.device.precision,
         max_steps=t.max_steps,
+        accumulate_grad_batches=t.grad_accum,
         gradient_clip_val=t.grad_clip or None,
         log_every_n_steps=t.log_every,
-        val_check_interval=t.val_every or None,
+        val_check_interval=t.val_every * t.grad_accum or None,  # counted in micro-batches by Lightning
         check_val_every_n_epoch=None,
         limit_val_batches=t.val_batches if t.val_every else 0,
         num_sanity_val_steps=0,
@@ -120,8 +136,8 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
         enable_model_summary=False,
         deterministic=p.device.deterministic,
     )
-    module = ParallelLMModule(p.spec, c.parallel.tp, c.optim)
-    data = WindowData(c.data.path, t.seq_len, t.micro_batch_size, t.val_batches, c.seed)
+    module = ParallelLMModule(p.spec, c.parallel.tp, c.optim, on_cpu=on_cpu)
+    data = WindowData(c.data.path, t.seq_len, t.micro_batch_size, t.val_batches, c.seed, p.consumed_samples)
     return trainer, module, data
 
 

@@ -25,7 +25,9 @@ class TrainerConfig:
     max_steps: int = 1000
     """Optimizer steps in the whole run (also the length of the lr schedule)."""
     micro_batch_size: int = 8
-    """Sequences per data-parallel rank per step (global batch = this × DP size)."""
+    """Sequences per data-parallel rank per forward/backward pass."""
+    grad_accum: int = 1
+    """Micro-batches accumulated per optimizer step: global batch = micro_batch_size × grad_accum × DP size."""
     seq_len: int = 2048
     """Tokens per training sequence (≤ the model's max_seq_len)."""
     grad_clip: float = 1.0
@@ -37,13 +39,16 @@ class TrainerConfig:
     val_batches: int = 10
     """Micro-batches per validation, per data-parallel rank."""
     ckpt_every: int = 1000
-    """Save a checkpoint every N steps (0 = never)."""
+    """Save a checkpoint every N optimizer steps (0 = never)."""
+    keep_last_k: int = 3
+    """Keep only the newest k checkpoints of this run (each holds weights and optimizer state)."""
     peak_tflops: Optional[float] = None
     """Per-device peak dense TFLOP/s for MFU; null = look the device up (H100/H200/A100)."""
 
     def __post_init__(self) -> None:
         devices.check_fields(self.accelerator, self.precision, "trainer", self.devices)
-        for name in ("num_nodes", "max_steps", "micro_batch_size", "seq_len", "log_every", "val_batches"):
+        for name in ("num_nodes", "max_steps", "micro_batch_size", "grad_accum", "seq_len", "log_every",
+                     "val_batches", "keep_last_k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)} must be a positive integer")
         for name in ("val_every", "ckpt_every"):
@@ -57,6 +62,10 @@ class TrainerConfig:
     @property
     def world_size(self) -> int:
         return self.num_nodes * self.devices
+
+    def global_batch(self, tp: int) -> int:
+        """Sequences per optimizer step: micro-batch × accumulation × data-parallel size."""
+        return self.micro_batch_size * self.grad_accum * (self.world_size // tp)
 
 
 @dataclass

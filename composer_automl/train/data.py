@@ -1,10 +1,14 @@
-"""Training data: windows of a prepared dataset, sharded by data-parallel rank, resumable by step.
+"""Training data: windows of a prepared dataset, sharded by data-parallel rank, resumable by sample.
 
-The batch of optimizer step ``s`` on data-parallel rank ``r`` is a pure function
-of ``(seed, s, r, DP size)``: global sample position ``p = (s·DP + r)·B + j`` picks
-window ``perm_e[p mod N]`` of the epoch ``e = p // N`` permutation. A resumed run
-therefore starts exactly where the checkpointed one stopped, without saving any
-data-loader state.
+The run reads one global stream of samples: sample ``p`` is window
+``perm_e[p mod N]`` of the epoch ``e = p // N`` permutation (seeded by
+``(seed, e)``). Optimizer step ``s`` consumes the global batch
+``G = B × accum × DP`` samples ``[s·G, (s+1)·G)``; its micro-batch ``m`` on
+data-parallel rank ``r`` holds samples ``s·G + (m·DP + r)·B + j``, ``j < B``.
+A sampler therefore needs only the number of samples consumed so far to start
+exactly where a checkpointed run stopped — no data-loader state is saved — and
+any layout with the same ``G`` (e.g. micro 8 × accum 1 ↔ micro 2 × accum 4, or
+another DP size) reads the same samples in every optimizer step.
 """
 
 from __future__ import annotations
@@ -43,11 +47,17 @@ def check_dataset(path: str | Path, vocab_size: int) -> dict:
 
 
 class StepBatchSampler(Sampler[list[int]]):
-    """Endless batches of window indices for one data-parallel rank, starting at ``start_step``."""
+    """Endless micro-batches of window indices for one data-parallel rank, after ``start_sample`` consumed samples.
 
-    def __init__(self, n_windows: int, batch_size: int, dp_rank: int, dp_size: int, seed: int, start_step: int = 0):
+    ``start_sample`` must be a multiple of ``batch_size × dp_size`` (a run is
+    checkpointed between optimizer steps, so it is a multiple of the global batch).
+    """
+
+    def __init__(self, n_windows: int, batch_size: int, dp_rank: int, dp_size: int, seed: int, start_sample: int = 0):
+        if start_sample % (batch_size * dp_size):
+            raise ValueError(f"start_sample={start_sample} is not a multiple of micro-batch × DP = {batch_size * dp_size}")
         self.n, self.batch_size, self.dp_rank, self.dp_size = n_windows, batch_size, dp_rank, dp_size
-        self.seed, self.start_step = seed, start_step
+        self.seed, self.start_sample = seed, start_sample
         self._epoch, self._perm = -1, np.empty(0, dtype=np.int64)
 
     def _window(self, position: int) -> int:
@@ -56,29 +66,31 @@ class StepBatchSampler(Sampler[list[int]]):
             self._epoch, self._perm = epoch, np.random.default_rng((self.seed, epoch)).permutation(self.n)
         return int(self._perm[position % self.n])
 
-    def batch(self, step: int) -> list[int]:
-        """Window indices of ``step`` on this rank."""
-        first = (step * self.dp_size + self.dp_rank) * self.batch_size
+    def batch(self, k: int) -> list[int]:
+        """Window indices of this rank's ``k``-th micro-batch after ``start_sample``."""
+        first = self.start_sample + (k * self.dp_size + self.dp_rank) * self.batch_size
         return [self._window(first + j) for j in range(self.batch_size)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        step = self.start_step
+        k = 0
         while True:
-            yield self.batch(step)
-            step += 1
+            yield self.batch(k)
+            k += 1
 
 
 class WindowData(L.LightningDataModule):
     """Train/valid token windows of a prepared dataset for one data-parallel rank.
 
     ``dp_rank``/``dp_size`` are read when the loaders are built (after the strategy
-    set up megatron's groups); the train loader starts at the trainer's restored step.
+    set up megatron's groups); the train loader starts after ``consumed_samples``
+    (those of the checkpoint a run resumes from; 0 for a new run).
     """
 
-    def __init__(self, path: str, seq_len: int, micro_batch_size: int, val_batches: int, seed: int):
+    def __init__(self, path: str, seq_len: int, micro_batch_size: int, val_batches: int, seed: int,
+                 consumed_samples: int = 0):
         super().__init__()
         self.path, self.seq_len, self.micro_batch_size = Path(path), seq_len, micro_batch_size
-        self.val_batches, self.seed = val_batches, seed
+        self.val_batches, self.seed, self.consumed_samples = val_batches, seed, consumed_samples
 
     def _dp(self) -> tuple[int, int]:
         from composer_automl.parallel.state import dp_rank, dp_size
@@ -90,7 +102,7 @@ class WindowData(L.LightningDataModule):
         if windows.n_windows == 0:
             raise ConfigError(f"data={str(self.path)!r}: the train split is shorter than one window of {self.seq_len} tokens")
         rank, size = self._dp()
-        sampler = StepBatchSampler(windows.n_windows, self.micro_batch_size, rank, size, self.seed, self.trainer.global_step)
+        sampler = StepBatchSampler(windows.n_windows, self.micro_batch_size, rank, size, self.seed, self.consumed_samples)
         return DataLoader(windows, batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:

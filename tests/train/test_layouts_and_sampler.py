@@ -1,4 +1,4 @@
-"""Shipped launch layouts compose into valid train configs; the step sampler resumes exactly."""
+"""Shipped launch layouts compose into valid train configs (global batch ≥ 1M tokens); the sampler resumes exactly."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ EXPECTED = {"1x8_tp8": (1, 8, 8), "1x8_tp2_dp4": (1, 8, 2), "4x8_tp8": (4, 8, 8)
 
 
 def test_every_launch_layout_composes_and_fits_the_1b_model():
-    """Each launch/*.yaml sets nodes, GPUs and TP as named, validates, and TP divides the 1B model."""
+    """Each launch/*.yaml sets nodes, GPUs and TP as named, validates, TP divides the 1B model, and
+    its default global batch (micro × accum × DP × seq_len) is at least 1M tokens."""
     assert set(EXPECTED) <= set(group_options("launch"))
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         for name, (nodes, devices, tp) in EXPECTED.items():
@@ -23,15 +24,17 @@ def test_every_launch_layout_composes_and_fits_the_1b_model():
             config = to_dataclass(TrainConfig, cfg, "train")
             assert (config.trainer.num_nodes, config.trainer.devices, config.parallel.tp) == (nodes, devices, tp)
             check_layout(get_preset("1B"), tp, config.trainer.world_size)
+            tokens = config.trainer.global_batch(tp) * config.trainer.seq_len
+            assert tokens >= 1_000_000, (name, tokens)  # Llama-like global batch of ~1M tokens
 
 
 def test_step_sampler_shards_by_dp_rank_and_resumes_at_any_step():
-    """DP ranks get disjoint windows within an epoch; a sampler started at step k yields exactly
-    the batches an uninterrupted one yields from step k."""
+    """DP ranks get disjoint windows within an epoch; a sampler started after k micro-batches'
+    samples yields exactly the batches an uninterrupted one yields from micro-batch k."""
     ranks = [StepBatchSampler(64, 4, rank, 2, seed=3) for rank in (0, 1)]
     first_epoch = [i for step in range(8) for r in ranks for i in r.batch(step)]
     assert sorted(first_epoch) == list(range(64))
     uninterrupted = iter(StepBatchSampler(64, 4, 1, 2, seed=3))
     expected = [next(uninterrupted) for _ in range(20)][7:]
-    resumed = iter(StepBatchSampler(64, 4, 1, 2, seed=3, start_step=7))
+    resumed = iter(StepBatchSampler(64, 4, 1, 2, seed=3, start_sample=7 * 4 * 2))
     assert [next(resumed) for _ in range(13)] == expected

@@ -41,19 +41,19 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[str]:
     return outputs
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(400)  # process start-up alone took > 110 s on a loaded 2-core box
 def test_two_node_torchrun_trains_tp2(tmp_path):
     """`torchrun --nnodes 2` (one process per "node", gloo) runs `composer-automl train` with TP=2
-    across the nodes: 4 optimizer steps finish and a TP-sharded checkpoint (2 shards) is written."""
+    across the nodes: 4 optimizer steps finish and a sharded (megatron dist-checkpoint) checkpoint is written."""
     data = make_dataset(tmp_path / "data")
     port = free_port()
     args = ["-m", "composer_automl", "train", f"data={data}", f"out_dir={tmp_path / 'run'}", "model=tiny",
             "trainer.accelerator=cpu", "trainer.num_nodes=2", "trainer.devices=1", "parallel.tp=2",
             "trainer.max_steps=4", "trainer.seq_len=32", "trainer.micro_batch_size=2", "trainer.log_every=1",
             "trainer.val_every=2", "trainer.val_batches=1", "trainer.ckpt_every=4"]
-    wait_all([torchrun(rank, 2, 1, port, args) for rank in (0, 1)], timeout=110)
+    wait_all([torchrun(rank, 2, 1, port, args) for rank in (0, 1)], timeout=350)
     ckpt = tmp_path / "run" / "checkpoints" / "step_000004.ckpt"
-    assert sorted(p.name for p in ckpt.iterdir()) == ["meta.json", "tp_00.pt", "tp_01.pt"]
+    assert {"meta.json", "metadata.json", "common.pt"} <= {p.name for p in ckpt.iterdir()}  # megatron dist-checkpoint
     assert json.loads((ckpt / "meta.json").read_text())["tp"] == 2
 
 

@@ -32,13 +32,13 @@ def scalars(run_dir: Path, tag: str) -> dict[int, float]:
 @pytest.mark.slow  # two CLI runs, ~45 s on 2 shared cores
 def test_resume_from_checkpoint_continues_the_same_run(tmp_path, capsys):
     """Save at step 3 of 6, resume from it: losses of steps 4–6 equal the uninterrupted run's;
-    tokens/s and MFU reach TensorBoard; resuming with another model or TP size is one clear error."""
+    tokens/s and MFU reach TensorBoard; resuming with another model or global batch is one clear error."""
     data = make_dataset(tmp_path / "data")
     full = run_cli([f"data={data}", f"out_dir={tmp_path / 'full'}", "trainer.max_steps=6", "trainer.ckpt_every=3",
                     "trainer.peak_tflops=1.0", *SMALL])
     assert full.returncode == 0, full.stderr[-3000:]
     ckpt = tmp_path / "full" / "checkpoints" / "step_000003.ckpt"
-    assert (ckpt / "meta.json").is_file() and (ckpt / "tp_00.pt").is_file()
+    assert (ckpt / "meta.json").is_file() and (ckpt / "metadata.json").is_file()
 
     resumed = run_cli([f"data={data}", f"out_dir={tmp_path / 'resumed'}", "trainer.max_steps=6",
                        "trainer.ckpt_every=0", f"resume={ckpt}", *SMALL])
@@ -57,7 +57,7 @@ def test_resume_from_checkpoint_continues_the_same_run(tmp_path, capsys):
     get_preset("tiny").replace(d_model=128).save_yaml(other)
     bad_cases = {
         "saved from another model (fields ['d_model'] differ)": [f"model={other}"],
-        "saved with parallel.tp=1": ["parallel.tp=2", "trainer.devices=2"],
+        "cannot continue the same data stream": ["trainer.micro_batch_size=2"],
     }
     for message, extra in bad_cases.items():
         with pytest.raises(SystemExit) as exit_info:

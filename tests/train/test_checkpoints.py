@@ -1,0 +1,139 @@
+"""Reshardable checkpoints (save at TP=2, resume at TP=1 / TP=4), retention, export to one HybridLM."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from composer_automl.export import load_hybrid
+from composer_automl.export.command import main as export_main
+from composer_automl.presets import get_preset
+from composer_automl.train.command import main as train_main
+from datasets import make_dataset
+from test_grad_accum import config
+from test_multiprocess import free_port
+
+HERE = Path(__file__).resolve().parent
+
+
+def torchrun_runs(nproc: int, runs: list[tuple[dict, Path]], timeout: float = 400) -> list[dict]:
+    """Run configs one after another in an ``nproc``-process torchrun world (tests/train/run_worker.py)."""
+    spec = runs[0][1].parent / f"runs_{runs[0][1].stem}.json"
+    spec.write_text(json.dumps([{"config": c, "out": str(out)} for c, out in runs]))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={nproc}",
+           "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(HERE / "run_worker.py"), str(spec)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return [json.loads(out.read_text()) for _, out in runs]
+
+
+@pytest.fixture(scope="module")
+def tp2_run(tmp_path_factory):
+    """TP=2 (2 processes), micro 2 × accum 2, 4 steps, a checkpoint every step, keep_last_k=2.
+
+    The model has 4 KV heads so that TP=4 divides it too."""
+    root = tmp_path_factory.mktemp("tp2")
+    data = make_dataset(root / "data")
+    model = root / "model.yaml"
+    get_preset("tiny").replace(n_kv_heads=4).save_yaml(model)
+    cfg = config(data, root / "run", micro_batch_size=2, grad_accum=2, max_steps=4, ckpt_every=1, keep_last_k=2,
+                 devices=2)
+    cfg["model"], cfg["parallel"] = str(model), {"tp": 2}
+    [record] = torchrun_runs(2, [(cfg, root / "tp2.json")])
+    return root, data, model, record
+
+
+def resume_config(root: Path, data: Path, model: Path, name: str, **trainer) -> dict:
+    cfg = config(data, root / name, max_steps=4, resume=str(root / "run" / "checkpoints" / "step_000003.ckpt"),
+                 **trainer)
+    cfg["model"] = str(model)
+    return cfg
+
+
+@pytest.mark.timeout(900)  # two torchrun worlds; process start-up dominates on a loaded 2-core box
+def test_tp2_checkpoint_resumes_at_tp1_with_another_dp_split_and_keeps_last_k(tp2_run):
+    """Saved at TP=2 × DP=1 (micro 2 × accum 2), resumed at TP=1 × DP=2 (micro 2 × accum 1, the same
+    global batch of 4): the step-4 loss equals the uninterrupted run's within fp32 tolerance. With a
+    checkpoint every step and keep_last_k=2, exactly steps 3 and 4 remain; meta.json records the layout."""
+    root, data, model, full = tp2_run
+    ckpts = sorted(p.name for p in (root / "run" / "checkpoints").iterdir())
+    assert ckpts == ["step_000003.ckpt", "step_000004.ckpt"]
+    meta = json.loads((root / "run" / "checkpoints" / "step_000003.ckpt" / "meta.json").read_text())
+    assert {k: meta[k] for k in ("step", "tp", "dp", "micro_batch_size", "grad_accum", "consumed_samples")} == \
+        {"step": 3, "tp": 2, "dp": 1, "micro_batch_size": 2, "grad_accum": 2, "consumed_samples": 12}
+
+    cfg = resume_config(root, data, model, "tp1_dp2", micro_batch_size=2, grad_accum=1, devices=2)
+    [resumed] = torchrun_runs(2, [(cfg, root / "tp1.json")])
+    assert sorted(resumed["steps"]) == ["4"]
+    assert resumed["steps"]["4"]["train/loss"] == pytest.approx(full["steps"]["4"]["train/loss"], rel=1e-5)
+    assert resumed["steps"]["4"]["train/grad_norm"] == pytest.approx(full["steps"]["4"]["train/grad_norm"], rel=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_tp2_checkpoint_resumes_at_tp4(tp2_run):
+    """Saved at TP=2, resumed at TP=4 × DP=1 with micro 4 × accum 1: next-step loss as uninterrupted."""
+    root, data, model, full = tp2_run
+    cfg = resume_config(root, data, model, "tp4", micro_batch_size=4, grad_accum=1, devices=4)
+    cfg["parallel"] = {"tp": 4}
+    [resumed] = torchrun_runs(4, [(cfg, root / "tp4.json")])
+    assert resumed["steps"]["4"]["train/loss"] == pytest.approx(full["steps"]["4"]["train/loss"], rel=1e-5)
+
+
+@pytest.mark.timeout(300)
+def test_export_of_tp2_training_gives_a_hybridlm_with_identical_logits(tp2_run, capsys):
+    """`composer-automl export` of the TP=2 step-4 checkpoint → load_hybrid(folder) is a HybridLM whose
+    logits equal the trained parallel model's; exporting into an existing folder is refused."""
+    root, _, _, _ = tp2_run
+    out = root / "exported"
+    export_main([f"ckpt={root / 'run' / 'checkpoints' / 'step_000004.ckpt'}", f"out={out}"])
+    assert sorted(p.name for p in out.iterdir()) == ["model.safetensors", "model.yaml"]
+    model = load_hybrid(out)
+    idx = (torch.arange(24) * 7 % model.spec.vocab_size).reshape(2, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx), torch.load(root / "tp2.logits.pt"), rtol=1e-5, atol=1e-5)
+    trained = torch.load(root / "tp2.weights.pt")
+    for name, tensor in model.state_dict().items():
+        if name in trained:
+            assert torch.equal(tensor, trained[name]), name
+
+    with pytest.raises(SystemExit) as exit_info:
+        export_main([f"ckpt={root / 'run' / 'checkpoints' / 'step_000004.ckpt'}", f"out={out}"])
+    assert exit_info.value.code == 2 and "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("what", ["missing", "not_a_checkpoint"])
+def test_export_of_a_non_checkpoint_is_one_clear_error(tmp_path, capsys, what):
+    """ckpt= a missing folder or a folder that is not a train checkpoint → exit 2, one `error:` line, no output."""
+    ckpt = tmp_path / "ckpt"
+    if what == "not_a_checkpoint":
+        ckpt.mkdir()
+        (ckpt / "meta.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        export_main([f"ckpt={ckpt}", f"out={tmp_path / 'out'}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("error:") == 1 and "is not a complete" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.timeout(300)
+def test_resume_that_would_change_the_data_stream_is_refused(tp2_run, capsys):
+    """Resuming with another global batch (micro 4 × accum 2 instead of 4 sequences) or another
+    seq_len is one `error:` line naming both layouts, before anything is written."""
+    root, data, model, _ = tp2_run
+    ckpt = root / "run" / "checkpoints" / "step_000003.ckpt"
+    for extra in (["trainer.micro_batch_size=4", "trainer.grad_accum=2"], ["trainer.seq_len=16"]):
+        with pytest.raises(SystemExit) as exit_info:
+            train_main([f"data={data}", f"model={model}", f"out_dir={root / 'bad'}", f"resume={ckpt}",
+                        "trainer.accelerator=cpu", "trainer.seq_len=32", "trainer.micro_batch_size=2", *extra])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("error:") == 1, err
+        assert "cannot continue the same data stream" in err and "global batch 4" in err, err
+    assert not (root / "bad").exists()
