@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "aggregate": ("composer_automl.aggregate.command", "merge a search's top patterns into one"),
     "extrapolate": ("composer_automl.extrapolate.command", "scale a pattern to a 350M/1B/3B spec"),
     "train": ("composer_automl.train.command", "train a model spec (tensor parallel, multi-node)"),
+    "generate": ("composer_automl.generate.command", "continue a prompt with a trained model (KV-cached)"),
     "export": ("composer_automl.export.command", "write a training checkpoint as one HybridLM (safetensors)"),
 }
 """Subcommand → (module defining ``main(argv)``, one-line help)."""

@@ -1,0 +1,1 @@
+"""``composer-automl generate``: KV-cached text generation with a trained (exported) model."""
