@@ -67,7 +67,7 @@ def plan(config: TrainConfig) -> Plan:
     check_layout(spec, config.parallel.tp, trainer.world_size)
     if trainer.seq_len > spec.max_seq_len:
         raise ConfigError(f"trainer.seq_len={trainer.seq_len} exceeds model max_seq_len={spec.max_seq_len}")
-    check_dataset(config.data.path, spec.vocab_size)
+    check_dataset(config.data.path, spec.vocab_size, config.data.valid_path, validate=trainer.val_every > 0)
     device = resolve_device(trainer.accelerator, trainer.precision, "trainer", trainer.devices)
     resume = None
     if config.resume == "latest":
@@ -96,7 +96,7 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from composer_automl.parallel.strategy import MegatronDDPStrategy
-    from composer_automl.train.data import WindowData
+    from composer_automl.train.data import WindowData, check_dataset
     from composer_automl.train.module import ParallelLMModule
     from composer_automl.throughput import TokenThroughput
 
@@ -137,7 +137,9 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
         deterministic=p.device.deterministic,
     )
     module = ParallelLMModule(p.spec, c.parallel.tp, c.optim, on_cpu=on_cpu)
-    data = WindowData(c.data.path, t.seq_len, t.micro_batch_size, t.val_batches, c.seed, p.consumed_samples)
+    train_prefix, valid_prefix = check_dataset(c.data.path, p.spec.vocab_size, c.data.valid_path, t.val_every > 0)
+    data = WindowData(train_prefix, valid_prefix, t.seq_len, t.micro_batch_size, t.val_batches, c.seed,
+                      p.consumed_samples)
     return trainer, module, data
 
 

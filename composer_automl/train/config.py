@@ -81,7 +81,10 @@ class DataSource:
     """Where the training tokens come from."""
 
     path: str = ""
-    """Dataset folder prepared by ``composer-automl data`` (``train``/``valid`` .bin/.idx, ``meta.json``)."""
+    """Dataset folder prepared by ``composer-automl data`` (``train``/``valid`` .bin/.idx, ``meta.json``), or
+    the prefix of an existing megatron indexed dataset (``PREFIX.bin``/``PREFIX.idx``), read in place."""
+    valid_path: Optional[str] = None
+    """Validation prefix when ``path`` is a megatron prefix (needed unless ``trainer.val_every=0``)."""
 
 
 @dataclass

@@ -27,14 +27,36 @@ from composer_automl.data.windows import TokenWindows
 SPLITS = ("train", "valid")
 
 
-def check_dataset(path: str | Path, vocab_size: int) -> dict:
-    """Check a prepared dataset folder; return its ``meta.json`` (ConfigError if unusable)."""
+def _is_prefix(path: Path) -> bool:
+    return Path(f"{path}.bin").is_file() and Path(f"{path}.idx").is_file()
+
+
+def check_dataset(path: str | Path, vocab_size: int, valid_path: str | None = None,
+                  validate: bool = True) -> tuple[str, str | None]:
+    """Check the training data; return the (train, valid) megatron prefixes it is read from in place.
+
+    ``path`` is either a folder prepared by ``composer-automl data`` (``train``/``valid``
+    .bin/.idx and ``meta.json``) or the prefix of an existing megatron indexed dataset
+    (``PREFIX.bin``/``PREFIX.idx``, e.g. ``/data/dclm_text_document``), whose validation
+    split is ``valid_path`` (another prefix) when ``validate``. ConfigError if unusable.
+    """
     folder = Path(path)
+    if _is_prefix(folder) and not folder.is_dir():
+        if valid_path is not None and not _is_prefix(Path(valid_path)):
+            raise ConfigError(f"data.valid_path={valid_path!r} is not a megatron .bin/.idx prefix")
+        if validate and valid_path is None:
+            raise ConfigError(
+                f"data.path={str(path)!r} is a megatron prefix without a validation split: "
+                "set data.valid_path=PREFIX or trainer.val_every=0"
+            )
+        return str(folder), valid_path
+    if valid_path is not None:
+        raise ConfigError("data.valid_path applies only when data.path is a megatron .bin/.idx prefix")
     missing = [f"{split}{ext}" for split in SPLITS for ext in (".bin", ".idx") if not (folder / f"{split}{ext}").is_file()]
     if not folder.is_dir() or missing:
         raise ConfigError(
-            f"data={str(path)!r} is not a prepared dataset (missing {missing or 'the folder'}); "
-            "create one with `composer-automl data`"
+            f"data={str(path)!r} is not a prepared dataset (missing {missing or 'the folder'}) nor a megatron "
+            "PREFIX with PREFIX.bin/PREFIX.idx; create one with `composer-automl data`"
         )
     meta_path = folder / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
@@ -43,7 +65,7 @@ def check_dataset(path: str | Path, vocab_size: int) -> dict:
             f"data vocab_size={meta['vocab_size']} exceeds model.vocab_size={vocab_size}; "
             "use a model spec with a vocabulary at least as large as the tokenizer's"
         )
-    return meta
+    return str(folder / "train"), str(folder / "valid")
 
 
 class StepBatchSampler(Sampler[list[int]]):
@@ -86,10 +108,11 @@ class WindowData(L.LightningDataModule):
     (those of the checkpoint a run resumes from; 0 for a new run).
     """
 
-    def __init__(self, path: str, seq_len: int, micro_batch_size: int, val_batches: int, seed: int,
-                 consumed_samples: int = 0):
+    def __init__(self, train_prefix: str, valid_prefix: str | None, seq_len: int, micro_batch_size: int,
+                 val_batches: int, seed: int, consumed_samples: int = 0):
         super().__init__()
-        self.path, self.seq_len, self.micro_batch_size = Path(path), seq_len, micro_batch_size
+        self.train_prefix, self.valid_prefix = train_prefix, valid_prefix
+        self.seq_len, self.micro_batch_size = seq_len, micro_batch_size
         self.val_batches, self.seed, self.consumed_samples = val_batches, seed, consumed_samples
 
     def _dp(self) -> tuple[int, int]:
@@ -98,15 +121,15 @@ class WindowData(L.LightningDataModule):
         return dp_rank(), dp_size()
 
     def train_dataloader(self) -> DataLoader:
-        windows = TokenWindows(str(self.path / "train"), self.seq_len)
+        windows = TokenWindows(self.train_prefix, self.seq_len)
         if windows.n_windows == 0:
-            raise ConfigError(f"data={str(self.path)!r}: the train split is shorter than one window of {self.seq_len} tokens")
+            raise ConfigError(f"data={self.train_prefix!r}: the train split is shorter than one window of {self.seq_len} tokens")
         rank, size = self._dp()
         sampler = StepBatchSampler(windows.n_windows, self.micro_batch_size, rank, size, self.seed, self.consumed_samples)
         return DataLoader(windows, batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        windows = TokenWindows(str(self.path / "valid"), self.seq_len)
+        windows = TokenWindows(self.valid_prefix, self.seq_len)
         rank, size = self._dp()
         per_rank = min(self.val_batches * self.micro_batch_size, windows.n_windows // size)
         indices = list(range(rank * per_rank, (rank + 1) * per_rank))  # same count on every rank
