@@ -62,6 +62,10 @@ class PoolSettings:
     """Fail an evaluation running longer than this (0 = no limit)."""
     worker_wait_s: float = 120.0
     """How long to wait for min_workers before giving up."""
+    gpus: list[int] | None = None
+    """GPU ids shared out among the local workers (null: every GPU this machine shows; none on a CPU machine)."""
+    gpus_per_worker: int = 1
+    """GPUs each local worker gets (its ``CUDA_VISIBLE_DEVICES``); a rung with ``devices: 1`` uses the first."""
 
     def __post_init__(self) -> None:
         s = self.section
@@ -75,6 +79,22 @@ class PoolSettings:
             raise ConfigError(f"{s}.run_id={self.run_id!r} must be 1-64 letters, digits, '_' or '-'")
         if not 0 <= self.port < 65536 or self.ping_interval_s < 1 or self.trial_timeout_s < 0:
             raise ConfigError(f"{s}: port must be in [0, 65535], ping_interval_s >= 1, trial_timeout_s >= 0")
+        if self.gpus_per_worker < 1:
+            raise ConfigError(f"{s}.gpus_per_worker must be >= 1, got {self.gpus_per_worker}")
+        if self.gpus is not None and self.n_workers * self.gpus_per_worker > len(self.gpus):
+            raise ConfigError(f"{s}.n_workers={self.n_workers} x gpus_per_worker={self.gpus_per_worker} needs "
+                              f"{self.n_workers * self.gpus_per_worker} GPUs; {s}.gpus lists {len(self.gpus)}")
+
+    def worker_gpus(self) -> list[str | None]:
+        """Each local worker's ``CUDA_VISIBLE_DEVICES`` (None: left as it is, on a machine without GPUs)."""
+        gpus = [str(g) for g in self.gpus] if self.gpus is not None else visible_gpus()
+        if not gpus:
+            return [None] * self.n_workers
+        g = self.gpus_per_worker
+        if self.n_workers * g > len(gpus):
+            raise ConfigError(f"{self.section}.n_workers={self.n_workers} x gpus_per_worker={g} needs "
+                              f"{self.n_workers * g} GPUs; this machine shows {len(gpus)} ({','.join(gpus)})")
+        return [",".join(gpus[i * g:(i + 1) * g]) for i in range(self.n_workers)]
 
     @property
     def threads(self) -> int:
@@ -85,6 +105,16 @@ class PoolSettings:
     def workers_needed(self) -> int:
         """Workers that must have joined before the run starts."""
         return self.min_workers or max(self.n_workers, 1)
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use: ``$CUDA_VISIBLE_DEVICES`` when set, else every device CUDA counts."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
 
 
 def checked_secret(settings: PoolSettings) -> str | None:
@@ -101,8 +131,10 @@ class RunAborted(RuntimeError):
 class LocalWorkers:
     """The master's own worker processes; restarts one that dies while the run goes on."""
 
-    def __init__(self, n: int, nameserver: str, run_id: str, threads: int, secret: str | None, log_dir: Path):
+    def __init__(self, n: int, nameserver: str, run_id: str, threads: int, secret: str | None, log_dir: Path,
+                 gpus: list[str | None] | None = None):
         self.nameserver, self.run_id, self.threads, self.secret = nameserver, run_id, threads, secret
+        self.gpus = gpus or [None] * n
         self.log_dir = log_dir
         self.procs: dict[int, subprocess.Popen] = {}
         self.restarts_left = 3 * max(n, 1)
@@ -115,6 +147,8 @@ class LocalWorkers:
     def _spawn(self, i: int) -> None:
         env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
         env.pop(transport.SECRET_ENV, None)
+        if self.gpus[i] is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[i]
         if self.secret:
             env[transport.SECRET_ENV] = self.secret
         cmd = [sys.executable, "-m", "composer_automl.search.worker", "--nameserver", self.nameserver,
@@ -207,7 +241,8 @@ class WorkerPool:
               f"run_id={self.run_id}", flush=True)
         s = self.settings
         if s.n_workers:
-            self.workers = LocalWorkers(s.n_workers, self.address, self.run_id, s.threads, self.secret, self.log_dir)
+            self.workers = LocalWorkers(s.n_workers, self.address, self.run_id, s.threads, self.secret, self.log_dir,
+                                        s.worker_gpus())
         else:
             print(f"no local workers ({s.section}.n_workers=0): waiting up to {s.worker_wait_s:g} s for "
                   f"{s.workers_needed} remote worker(s) to join this {kind}; start each with the command above"

@@ -12,6 +12,7 @@ trial this worker was running as failed and goes on with its other workers).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ class WorkerConfig:
     """Where trial logs go (default: the master's run directory)."""
     wait_s: float = 60.0
     """How long to wait for the search to appear in the nameserver."""
+    gpus: str | None = None
+    """GPU ids this worker trains on (``0`` or ``2,3``: its ``CUDA_VISIBLE_DEVICES``); null keeps the environment's."""
 
     def __post_init__(self) -> None:
         for name in ("nameserver", "run_id"):
@@ -51,6 +54,8 @@ class WorkerConfig:
 
 def task(cfg: DictConfig) -> None:
     wc = to_dataclass(WorkerConfig, cfg, "worker")
+    if wc.gpus is not None:  # before anything initialises CUDA
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(wc.gpus)
     logging.getLogger("hpbandster").setLevel(logging.WARNING)
     if not serve(wc.nameserver, wc.run_id, wc.secret, wc.threads, wc.out_dir, wc.host, wait_s=wc.wait_s):
         raise KeyboardInterrupt  # Pyro's request loop swallowed the Ctrl-C
