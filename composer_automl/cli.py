@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from composer_automl.config import ConfigError
 from composer_automl.paths import CONFIG_DIR, add_user_config_dir
+from composer_automl.quiet import install_cli_warning_filters
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("composer_automl.search.command", "run multi-fidelity architecture search (BOHB)"),
@@ -50,6 +51,7 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Dispatch to a subcommand; an unknown one exits 2 with the allowed list."""
+    install_cli_warning_filters()  # third-party deprecation noise around the progress bars
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
