@@ -25,6 +25,7 @@ THIRD_PARTY_DEPRECATIONS: tuple[tuple[type[Warning], str, str], ...] = (
     (DeprecationWarning, "", r"megatron(\..*)?"),  # megatron-core's own deprecations, raised inside it
     (FutureWarning, "", r"megatron(\..*)?"),
     (DeprecationWarning, "", r"(lightning|lightning_fabric|pytorch_lightning)(\..*)?"),
+    (UserWarning, r"(Transformer Engine and )?Apex (is|are) not installed.*", r"megatron(\..*)?"),  # CPU: expected
 )
 """(category, message regex, module regex) of deprecation warnings that third-party code raises about
 itself: nothing a user of the CLI can act on. Our own code's warnings and every other warning still show."""

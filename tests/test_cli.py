@@ -97,9 +97,11 @@ def test_cli_hides_third_party_deprecations_and_keeps_real_warnings():
         "warnings.warn('`isinstance(treespec, LeafSpec)` is deprecated, again', FutureWarning)\n"
         "warnings.warn_explicit('x is deprecated', DeprecationWarning, 'parallel_state.py', 1,\n"
         "                       module='megatron.core.parallel_state')\n"
+        "warnings.warn_explicit('Apex is not installed. Falling back to Torch Norm', UserWarning, 'backends.py', 21,\n"
+        "                       module='megatron.core.models.backends')\n"
         "warnings.warn('a real problem', UserWarning)\n"
     )
     proc = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("LeafSpec") == 1 and "use X" in proc.stderr  # only the one before the CLI ran
-    assert "x is deprecated" not in proc.stderr and "a real problem" in proc.stderr
+    assert "x is deprecated" not in proc.stderr and "Apex" not in proc.stderr and "a real problem" in proc.stderr
