@@ -10,11 +10,11 @@ loop counters) written by the ranks of data-parallel replica 0, plus
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from composer_automl.config import ConfigError
 from composer_automl.spec import ModelSpec
+from composer_automl.files import atomic_write_text
 
 META = "meta.json"
 
@@ -25,9 +25,7 @@ def shard_path(folder: str | Path, tp_rank: int) -> Path:
 
 def write_meta(folder: str | Path, spec: ModelSpec, tp: int, step: int) -> None:
     """Mark ``folder`` complete (atomic rename)."""
-    tmp = Path(folder) / f".{META}.tmp"
-    tmp.write_text(json.dumps({"tp": tp, "step": step, "model": spec.to_dict()}, indent=1))
-    os.replace(tmp, Path(folder) / META)
+    atomic_write_text(Path(folder) / META, json.dumps({"tp": tp, "step": step, "model": spec.to_dict()}, indent=1))
 
 
 def check_checkpoint(folder: str | Path, spec: ModelSpec, tp: int) -> dict:
