@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import hydra
-from hydra import compose, initialize_config_dir
-from hydra._internal.utils import get_args_parser
+from hydra import compose
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.hydra import Hydra
+from hydra._internal.utils import create_config_search_path, get_args_parser
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.config_search_path import SearchPathQuery
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from composer_automl.config import ConfigError
-from composer_automl.paths import CONFIG_DIR
+from composer_automl.paths import CONFIG_DIR, add_user_config_dir
+from composer_automl.quiet import install_cli_warning_filters
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("composer_automl.search.command", "run multi-fidelity architecture search (BOHB)"),
@@ -46,6 +53,7 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Dispatch to a subcommand; an unknown one exits 2 with the allowed list."""
+    install_cli_warning_filters()  # third-party deprecation noise around the progress bars
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
@@ -59,10 +67,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: list[str]) -> None:
-    """Run ``task`` as the Hydra app ``conf/<config_name>.yaml`` with ``argv`` as overrides.
+    """Run ``task`` as the Hydra app ``conf/<config_name>.yaml`` with ``argv`` as Hydra's command line.
 
-    A :class:`ConfigError` raised by the task is printed as one ``error:`` line
-    and exits with status 2.
+    ``argv`` may hold Hydra's own flags: ``--config-dir DIR`` (the user's folder of group options,
+    searched before the shipped ones, by Hydra and by our rung lookup alike) and ``-m`` (a sweep:
+    every job is checked before the first one starts). A :class:`ConfigError` from the pre-check or
+    the task is printed as one ``error:`` line and exits with status 2.
     """
 
     def guarded(cfg: DictConfig) -> Any:
@@ -73,8 +83,13 @@ def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: lis
             sys.exit(2)
 
     guarded.__module__ = __name__  # config_path below resolves relative to this module
+    args = get_args_parser().parse_args(argv)
     try:
-        check_overrides(config_name, get_args_parser().parse_args(argv).overrides)
+        if args.config_dir is not None:
+            if not Path(args.config_dir).is_dir():
+                raise ConfigError(f"--config-dir {args.config_dir!r} is not a folder")
+            add_user_config_dir(args.config_dir)  # rungs named in a ladder resolve there first
+        check_overrides(config_name, args.overrides, args.config_dir, multirun=bool(args.multirun))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -86,22 +101,58 @@ def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: lis
         sys.argv = saved
 
 
-def check_overrides(config_name: str, overrides: list[str]) -> None:
-    """Compose ``conf/<config_name>.yaml`` with ``overrides`` one at a time.
+@contextmanager
+def _composer(config_name: str, config_dir: str | None) -> Iterator[None]:
+    """Hydra's compose API on the same search path as the real run: ``--config-dir`` before ``conf/``."""
+    search_path = create_config_search_path(f"file://{CONFIG_DIR}")
+    if config_dir is not None:
+        search_path.prepend(provider="command-line", path=f"file://{Path(config_dir).resolve()}",
+                            anchor=SearchPathQuery(provider="schema"))
+    previous = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
+    GlobalHydra.instance().clear()
+    Hydra.create_main_hydra2(task_name=config_name, config_search_path=search_path)  # sets GlobalHydra
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+        if previous is not None:
+            GlobalHydra.instance().initialize(previous)
+
+
+def sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override list of each job: one job, or with ``-m`` one per combination of the sweeps
+    (Hydra's basic sweeper's own expansion, so ``a=1,2 b=x,y`` gives four jobs)."""
+    if not multirun:
+        return [overrides]
+    parser = OverridesParser.create()
+    try:
+        parsed = parser.parse_overrides(overrides)
+    except HydraException as err:
+        raise ConfigError(" ".join(str(err).split())) from None
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def check_overrides(config_name: str, overrides: list[str], config_dir: str | None = None,
+                    multirun: bool = False) -> None:
+    """Compose ``conf/<config_name>.yaml`` with ``overrides`` one at a time, for every job of a sweep.
 
     The first override Hydra rejects becomes one :class:`ConfigError` line: an
     unknown key names the keys allowed at that level, an unknown group option
-    the shipped options. ``hydra.*`` overrides are Hydra's own and pass through.
+    the options there are. ``hydra.*`` overrides are Hydra's own and pass through.
     """
     ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name=config_name):
-        accepted: list[str] = []
-        for override in ours:
-            try:
-                compose(config_name, overrides=[*accepted, override])
-            except HydraException as err:
-                raise ConfigError(_override_error(config_name, accepted, override, err)) from None
-            accepted.append(override)
+    with _composer(config_name, config_dir):
+        checked: set[tuple[str, ...]] = set()
+        for job in sweep_jobs(ours, multirun):
+            accepted: list[str] = []
+            for override in job:
+                if tuple([*accepted, override]) not in checked:
+                    try:
+                        compose(config_name, overrides=[*accepted, override])
+                    except HydraException as err:
+                        raise ConfigError(_override_error(config_name, accepted, override, err)) from None
+                    checked.add(tuple([*accepted, override]))
+                accepted.append(override)
 
 
 def _override_error(config_name: str, accepted: list[str], override: str, err: Exception) -> str:
@@ -111,7 +162,11 @@ def _override_error(config_name: str, accepted: list[str], override: str, err: E
     except HydraException:
         return f"cannot parse override {override!r} for {where}; write key=value"
     base = compose(config_name, overrides=accepted)
-    parent_path, _, leaf = key.rpartition(".")
+    parts = key.split(".")
+    # the deepest level that exists: ``widht.d_model`` is unknown at the top level (``widht``)
+    depth = next(i for i in range(len(parts) - 1, -1, -1)
+                 if i == 0 or isinstance(OmegaConf.select(base, ".".join(parts[:i])), DictConfig))
+    parent_path, leaf = ".".join(parts[:depth]), parts[depth]
     parent = OmegaConf.select(base, parent_path) if parent_path else base
     if isinstance(parent, DictConfig) and leaf not in parent and "Could not override" in str(err):
         level = f"under {parent_path!r}" if parent_path else "at the top level"

@@ -20,9 +20,36 @@ def group_dir(group: str) -> Path:
     return CONFIG_DIR / group
 
 
+USER_CONFIG_DIRS: list[Path] = []
+"""The user's config folders (``--config-dir DIR``), searched before the shipped groups; set by the CLI."""
+
+
+def add_user_config_dir(path: str | Path) -> None:
+    """Search ``path`` (a folder holding ``fidelity/``, ``search_space/``, … like ``conf/``) before the shipped groups."""
+    path = Path(path).resolve()
+    if path not in USER_CONFIG_DIRS:
+        USER_CONFIG_DIRS.insert(0, path)
+
+
+def group_dirs(group: str) -> list[Path]:
+    """Folders holding a group's options, in lookup order: the user's config dirs, then the shipped one."""
+    return [d / group for d in USER_CONFIG_DIRS if (d / group).is_dir()] + [group_dir(group)]
+
+
+def find_option(group: str, name: str) -> Path | None:
+    """``<group>/<name>.yaml`` from the user's config dirs first, then the shipped ones; a path to a
+    ``.yaml`` file is taken as it is. None when nothing matches."""
+    if name.endswith((".yaml", ".yml")):
+        return Path(name) if Path(name).is_file() else None
+    for folder in group_dirs(group):
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    return None
+
+
 def group_options(group: str) -> list[str]:
-    """Names of the YAML options shipped in a config group."""
-    return sorted(p.stem for p in group_dir(group).glob("*.yaml"))
+    """Names of the YAML options of a config group (the user's config dirs and the shipped ones)."""
+    return sorted({p.stem for folder in group_dirs(group) for p in folder.glob("*.yaml")})
 
 
 CACHE_ENV = "COMPOSER_AUTOML_CACHE"

@@ -16,8 +16,8 @@ _LLAMA3 = dict(vocab_size=128_256, tie_embeddings=True, rope_theta=500_000.0, no
 PRESETS: dict[str, ModelSpec] = {
     "tiny": ModelSpec(
         pattern=Pattern.parse("AMMAMM"), d_model=64, n_heads=4, n_kv_heads=2, ffn_hidden=128,
-        vocab_size=256, max_seq_len=256, rope_theta=10_000.0,
-    ),
+        vocab_size=264, max_seq_len=256, rope_theta=10_000.0,
+    ),  # vocab: the default byte tokenizer's 257 ids, padded to a multiple of 8 (as megatron pads; TP-divisible)
     "llama3.2-1B": ModelSpec(
         pattern=Pattern.parse("AM") * 16, d_model=2048, n_heads=32, n_kv_heads=8,
         ffn_hidden=8192, max_seq_len=131_072, **_LLAMA3,

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import yaml
 
 from composer_automl.config import ConfigError, choice, to_dataclass
-from composer_automl.paths import group_dir, group_options
+from composer_automl.paths import find_option, group_options
 from composer_automl.patterns import Pattern
 
 
@@ -111,10 +111,11 @@ def resolve_mapping(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_rung_file(name: str) -> dict[str, Any]:
-    """The mapping of ``fidelity/<name>.yaml`` (or of a path to a YAML file); it must be a rung file."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else group_dir("fidelity") / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown rung {name!r}; shipped fidelity files: {group_options('fidelity')}")
+    """The mapping of ``fidelity/<name>.yaml`` (the user's ``--config-dir`` first, then the shipped ones)
+    or of a path to a YAML file; it must be a rung file."""
+    path = find_option("fidelity", name)
+    if path is None:
+        raise ConfigError(f"unknown rung {name!r}; fidelity files: {group_options('fidelity')}")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict) or data.get("kind") not in RUNG_KINDS:
         raise ConfigError(f"fidelity {name!r} is not a rung file (kind must be one of {sorted(RUNG_KINDS)})")

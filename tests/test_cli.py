@@ -84,3 +84,24 @@ def test_bad_overrides_give_one_error_line_before_any_work(capsys, tmp_path, mon
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert expected in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_hides_third_party_deprecations_and_keeps_real_warnings():
+    """The console script filters torch's LeafSpec deprecation (raised via Lightning) and megatron's own
+    deprecations; a real warning still prints, and importing the package alone changes no filter."""
+    code = (
+        "import warnings, sys\n"
+        "import composer_automl.cli as cli\n"
+        "warnings.warn('`isinstance(treespec, LeafSpec)` is deprecated, use X', FutureWarning)\n"  # not yet filtered
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "warnings.warn('`isinstance(treespec, LeafSpec)` is deprecated, again', FutureWarning)\n"
+        "warnings.warn_explicit('x is deprecated', DeprecationWarning, 'parallel_state.py', 1,\n"
+        "                       module='megatron.core.parallel_state')\n"
+        "warnings.warn_explicit('Apex is not installed. Falling back to Torch Norm', UserWarning, 'backends.py', 21,\n"
+        "                       module='megatron.core.models.backends')\n"
+        "warnings.warn('a real problem', UserWarning)\n"
+    )
+    proc = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("LeafSpec") == 1 and "use X" in proc.stderr  # only the one before the CLI ran
+    assert "x is deprecated" not in proc.stderr and "Apex" not in proc.stderr and "a real problem" in proc.stderr

@@ -53,5 +53,5 @@ def test_search_width_validation():
 
 def test_unknown_rung_lists_shipped_rungs():
     """Loading an unknown rung names the shipped ones."""
-    with pytest.raises(ConfigError, match="unknown rung 'nope'; shipped fidelity files: .*mad-quick"):
+    with pytest.raises(ConfigError, match="unknown rung 'nope'; fidelity files: .*mad-quick"):
         load_rung("nope")

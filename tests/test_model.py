@@ -21,7 +21,7 @@ def test_logits_shape_and_causality():
     changed[:, 8:] = (changed[:, 8:] + 1) % 256
     with torch.no_grad():
         a, b = model(idx), model(changed)
-    assert a.shape == (2, 12, 256)
+    assert a.shape == (2, 12, get_preset("tiny").vocab_size)
     torch.testing.assert_close(a[:, :8], b[:, :8])
     assert not torch.allclose(a[:, 8:], b[:, 8:])
 
@@ -79,7 +79,7 @@ def test_tied_and_untied_heads():
     tied = HybridLM(get_preset("tiny"))
     untied = HybridLM(get_preset("tiny").replace(tie_embeddings=False))
     assert tied.lm_head is None
-    assert untied.lm_head.weight.shape == (256, 64)
+    assert untied.lm_head.weight.shape == (get_preset("tiny").vocab_size, 64)
 
 
 def test_sequence_longer_than_max_seq_len_is_rejected():
@@ -140,3 +140,11 @@ def test_sampling_respects_top_k_and_is_seeded():
     assert torch.equal(a, b)
     with pytest.raises(ValueError):
         model.generate(prompt, 2, temperature=-1.0)
+
+
+def test_tiny_preset_fits_the_default_byte_tokenizer():
+    """``train model=tiny data.path=<a default data prepare>`` must fit: tiny's vocab holds the byte
+    tokenizer's 257 ids (it once had 256 and the obvious CPU smoke test stopped with an error)."""
+    from composer_automl.data.tokenizers import ByteTokenizer
+
+    assert get_preset("tiny").vocab_size >= ByteTokenizer.vocab_size == 257

@@ -11,7 +11,6 @@ checked before the first file is written.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -31,6 +30,7 @@ from composer_automl.config import ConfigError, choice, to_dataclass
 from composer_automl.extrapolate.command import ScaleOptions, describe, write_spec
 from composer_automl.extrapolate.fit import DepthFit, cost_report, fit_depth
 from composer_automl.search.results import SUMMARY_FILE, TRIALS_FILE, ok_trials, read_trials
+from composer_automl.files import atomic_write_text
 
 OUTPUT_NAMES = {"json": "aggregate.json", "markdown": "aggregate.md", "image": "aggregate.png"}
 """Files written into the run directory."""
@@ -112,18 +112,12 @@ def write_report(result: AggregateResult, config: AggregateConfig) -> None:
     try:
         save_figure(fig, run_dir / OUTPUT_NAMES["image"])
         summary = markdown_summary(result, OUTPUT_NAMES["image"])
-        _atomic_write(run_dir / OUTPUT_NAMES["markdown"], summary)
-        _atomic_write(run_dir / OUTPUT_NAMES["json"], json.dumps(result.to_dict(), indent=2) + "\n")
+        atomic_write_text(run_dir / OUTPUT_NAMES["markdown"], summary)
+        atomic_write_text(run_dir / OUTPUT_NAMES["json"], json.dumps(result.to_dict(), indent=2) + "\n")
         if config.tensorboard:
             log_to_tensorboard(fig, summary, run_dir / TENSORBOARD_SUBDIR)
     finally:
         plt.close(fig)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run(config: AggregateConfig) -> tuple[AggregateResult, Optional[Path]]:

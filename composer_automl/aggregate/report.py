@@ -8,7 +8,6 @@ share. Its size in pixels is fixed by the numbers of rows and layers
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +20,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from composer_automl.aggregate.result import AggregateResult  # noqa: E402
 from composer_automl.patterns import PRIMITIVES  # noqa: E402
+from composer_automl.files import atomic_write  # noqa: E402
 
 DPI = 100
 CELL_PX = 28
@@ -100,9 +100,7 @@ def markdown_summary(result: AggregateResult, image_name: str) -> str:
 
 def save_figure(fig: Figure, path: Path) -> None:
     """Write the figure as PNG at its own pixel size, via a temporary file renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=DPI, format="png")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
 
 
 def log_to_tensorboard(fig: Figure, summary: str, log_dir: Path) -> None:

@@ -25,7 +25,7 @@ from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.rungs import read_rung_file, resolve_mapping
 from composer_automl.search.cluster import RunAborted
 from composer_automl.search.ladder import ladder_from_mapping
-from composer_automl.search.spaces import space_from_mapping
+from composer_automl.search.spaces import command_line_sources_win, space_from_mapping
 
 TOP_LEVEL_KEYS = {"calibrate", "search_space", "fidelity", "resume"}
 
@@ -59,7 +59,7 @@ def task(cfg: DictConfig) -> None:
         if "fidelity" not in given and saved.get("fidelity"):
             fidelity_name, fidelity_node = saved["fidelity"]["name"], saved["fidelity"]["mapping"]
     settings = to_dataclass(CalibrateSettings, node, "calibrate")
-    space = space_from_mapping(space_node)
+    space = space_from_mapping(command_line_sources_win(space_node, overrides))
     ladder = ladder_from_mapping(fidelity_name, fidelity_node)
     reference = resolve_mapping(read_rung_file(settings.reference)) if settings.reference else None
     plan = make_plan(space, ladder, settings, reference)

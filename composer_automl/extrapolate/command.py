@@ -7,7 +7,6 @@ a ``ModelSpec`` YAML (atomically) with size and cost figures next to the baselin
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -20,6 +19,7 @@ from composer_automl.extrapolate.scale import STRATEGIES
 from composer_automl.patterns import Pattern, PatternError
 from composer_automl.presets import TARGET_SIZES
 from composer_automl.spec import DTYPE_BYTES
+from composer_automl.files import atomic_write
 
 
 @dataclass
@@ -76,11 +76,7 @@ def parse_pattern(text: str, field: str) -> Pattern:
 
 def write_spec(fit: DepthFit, info: dict[str, Any], path: Path) -> Path:
     """Write the fitted spec and its ``info`` as YAML via a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fit.spec.save_yaml(tmp, extra=info)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: fit.spec.save_yaml(tmp, extra=info))
 
 
 def run_extrapolation(pattern: Pattern, options: ScaleOptions, default_dir: Path) -> tuple[DepthFit, Path]:

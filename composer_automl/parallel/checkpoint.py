@@ -22,7 +22,6 @@ stream and is refused.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import torch
 
 from composer_automl.config import ConfigError
 from composer_automl.spec import ModelSpec
+from composer_automl.files import atomic_write_text
 
 META = "meta.json"
 MOMENTS = ("exp_avg", "exp_avg_sq")
@@ -64,9 +64,7 @@ def write_meta(folder: str | Path, spec: ModelSpec, layout: Layout, step: int) -
     """Mark ``folder`` complete (atomic rename)."""
     meta = {"step": step, "consumed_samples": step * layout.global_batch, **asdict(layout),
             "global_batch": layout.global_batch, "model": spec.to_dict(), "format": "megatron-dist-checkpoint"}
-    tmp = Path(folder) / f".{META}.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, Path(folder) / META)
+    atomic_write_text(Path(folder) / META, json.dumps(meta, indent=1))
 
 
 def read_meta(folder: str | Path, what: str = "resume") -> dict:

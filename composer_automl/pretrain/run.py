@@ -76,7 +76,8 @@ def build_trainer(cfg: PretrainConfig, device: Device, out_dir: Path, callbacks:
         val_check_interval=cfg.eval_every_steps if periodic_eval else None,
         check_val_every_n_epoch=None if periodic_eval else 1,
         num_sanity_val_steps=0,
-        logger=TensorBoardLogger(save_dir=str(out_dir), name=TENSORBOARD_DIR, version=""),
+        # no hp_metric placeholder session: it would compete with the search's HParams rows
+        logger=TensorBoardLogger(save_dir=str(out_dir), name=TENSORBOARD_DIR, version="", default_hp_metric=False),
         callbacks=callbacks,
         log_every_n_steps=cfg.log_every_n_steps,
         enable_checkpointing=False,

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from composer_automl.cli import run_hydra_app
@@ -32,7 +33,7 @@ from composer_automl.search.run import (
     prepare_run_dir,
     run_search,
 )
-from composer_automl.search.spaces import space_from_mapping
+from composer_automl.search.spaces import command_line_sources_win, space_from_mapping
 
 OPERATIONAL = ("n_workers", "min_workers", "threads_per_worker", "host", "port", "secret",
                "ping_interval_s", "trial_timeout_s", "worker_wait_s")
@@ -55,16 +56,25 @@ def task(cfg: DictConfig) -> None:
         space = space_from_mapping(saved["search_space"], seed=settings.seed)
         ladder = ladder_from_mapping(saved["fidelity_name"], saved["ladder"])
     else:
-        space = space_from_mapping(cfg.search_space, seed=settings.seed)
+        space_node = command_line_sources_win(cfg.search_space, list(HydraConfig.get().overrides.task))
+        space = space_from_mapping(space_node, seed=settings.seed)
         name = HydraConfig.get().runtime.choices.get("fidelity") or "fidelity"
         ladder = ladder_from_mapping(str(name), cfg.fidelity)
-        run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir()
+        run_dir = Path(settings.run_dir) if settings.run_dir else _default_run_dir()
         settings = dataclasses.replace(settings, run_dir=str(run_dir))
     try:
         run_search(settings, space, ladder, run_dir, resume=bool(cfg.resume))
     except RunAborted as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+
+
+def _default_run_dir() -> Path:
+    """``runs/search-<time>``; in a ``-m`` sweep, the job's own folder (``hydra.sweep.dir/<job number>``)."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return Path(hydra_cfg.runtime.output_dir)
+    return default_run_dir()
 
 
 def main(argv: list[str]) -> None:

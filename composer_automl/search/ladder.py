@@ -27,7 +27,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from composer_automl.config import ConfigError, to_dataclass
-from composer_automl.paths import group_dir, group_options
+from composer_automl.paths import find_option, group_options
 from composer_automl.rungs import RUNG_KINDS, Rung, read_rung_file, resolve_mapping, rung_from_mapping, rung_name
 
 COST_TOLERANCE = 2.0
@@ -40,7 +40,8 @@ class RungEntry:
     budget: float
     """BOHB budget of this rung."""
     rung: str
-    """Name of a rung file in ``fidelity/`` (``mad-quick``) or a path to one."""
+    """Name of a rung file in ``fidelity/`` (``mad-quick``; the user's ``--config-dir`` first, then the
+    shipped ones) or a path to one."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Fields of the rung's config replaced for this step."""
     metric: str | None = None
@@ -190,9 +191,9 @@ def load_ladder(name: str) -> Ladder:
     """Load ``fidelity/<name>.yaml`` (a ladder, or a single rung) or a path to one."""
     from pathlib import Path
 
-    path = Path(name) if name.endswith((".yaml", ".yml")) else group_dir("fidelity") / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown fidelity {name!r}; shipped: {group_options('fidelity')}")
+    path = find_option("fidelity", name)
+    if path is None:
+        raise ConfigError(f"unknown fidelity {name!r}; have: {group_options('fidelity')}")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"fidelity {name}: expected a mapping, got {type(data).__name__}")

@@ -324,14 +324,31 @@ def space_from_mapping(node: Mapping[str, Any], seed: int = 0) -> SearchSpace:
     return build_space(to_dataclass(SearchSpaceConfig, node, "search_space"), seed=seed)
 
 
+def command_line_sources_win(node: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``node`` with the file's ``prefix``/``base`` dropped where ``prefix_from``/``base_from`` was given on the
+    command line (``overrides``, Hydra's task overrides) and the pattern itself was not.
+
+    The shipped ``end-incremental.yaml`` sets ``prefix: AAMMMM`` as its default: a ``prefix_from=RUN`` typed
+    by the user must replace it, not collide with it. Both given on the command line still fail.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    for key in ("prefix", "base"):
+        if f"search_space.{key}_from" in given and f"search_space.{key}" not in given:
+            data[key] = None
+    return data
+
+
 def load_space(name: str, seed: int = 0, **overrides: Any) -> SearchSpace:
     """Load ``search_spaces/<name>.yaml`` (or a path to one), with optional field overrides."""
     import yaml
 
-    from composer_automl.paths import group_dir, group_options
+    from composer_automl.paths import find_option, group_options
 
-    path = Path(name) if name.endswith((".yaml", ".yml")) else group_dir("search_space") / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown search_space {name!r}; shipped: {group_options('search_space')}")
+    path = find_option("search_space", name)
+    if path is None:
+        raise ConfigError(f"unknown search_space {name!r}; have: {group_options('search_space')}")
     data = yaml.safe_load(path.read_text()) or {}
     return space_from_mapping({**data, **overrides}, seed=seed)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from composer_automl.search.results import SUMMARY_FILE, TrialRecord, ok_trials
+from composer_automl.files import atomic_write_text
 
 TRAJECTORY_CSV = "incumbents.csv"
 BEST_CSV = "best_per_budget.csv"
@@ -102,12 +102,6 @@ def sampling_counts(records: list[TrialRecord]) -> dict[str, int]:
     }
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> None:
     """Write the CSVs, then ``summary.json`` last (its presence marks the run finished)."""
     run_dir = Path(run_dir)
@@ -117,14 +111,14 @@ def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> None:
     for p in summary["trajectory"]:
         writer.writerow([f"{p['elapsed_s']:.3f}", f"{p['cumulative_budget']:g}", f"{p['budget']:g}",
                          f"{p['loss']:.6g}", p["pattern"], p["trial_id"]])
-    _write_atomic(run_dir / TRAJECTORY_CSV, buf.getvalue())
+    atomic_write_text(run_dir / TRAJECTORY_CSV, buf.getvalue())
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["budget", "rung", "loss", "pattern", "trial_id"])
     for row in summary["best_per_budget"]:
         writer.writerow([f"{row['budget']:g}", row["rung"], f"{row['loss']:.6g}", row["pattern"], row["trial_id"]])
-    _write_atomic(run_dir / BEST_CSV, buf.getvalue())
-    _write_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(run_dir / BEST_CSV, buf.getvalue())
+    atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
 def format_summary(summary: dict[str, Any], run_dir: str | Path) -> str:

@@ -2,9 +2,16 @@
 
 Scalars: the incumbent loss against search wall time (step = seconds) and against
 cumulative budget (step = budget units), trials finished per budget, failures. The
-HParams view holds one entry per successful trial: its pattern, budget, attention
-fraction and layer kinds against its loss. Per-trial training curves are written by
-the rungs themselves into ``RUN_DIR/tb/<pattern>_b<budget>_<id>``.
+HParams view holds one row per successful trial (run ``tb/search/<trial>``): its pattern,
+budget, rung, attention fraction and layer kinds against its loss and per-task metrics.
+Per-trial training curves are written by the rungs themselves into
+``RUN_DIR/tb/<pattern>_b<budget>_<id>``, without HParams sessions of their own.
+
+No run writes an HParams *experiment summary*: TensorBoard takes the experiment from
+whichever run defines one, so a summary written with the first trial (or Lightning's
+``hp_metric`` placeholder) would hide every metric a later trial adds. Without one,
+TensorBoard builds the experiment from the trials' sessions and their scalars: every
+hyperparameter and every metric any trial logged.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from composer_automl.patterns import Pattern
 from composer_automl.search.results import TrialRecord
@@ -50,12 +58,25 @@ class SearchBoard:
         hparams: dict[str, str | float] = {
             "pattern": record.pattern,
             "budget": float(record.budget),
+            "rung": record.rung,
             "attention_fraction": float(pattern.attention_fraction),
             "n_layers": float(len(pattern)),
         }
         hparams.update({k: (str(v) if isinstance(v, str) else float(v)) for k, v in record.config.items()})
-        self.writer.add_hparams(hparams, {"hparam/loss": float(record.loss)}, run_name=record.trial_id.replace("@", "_b"))
+        metrics = {"hparam/loss": float(record.loss)}
+        metrics.update({f"hparam/{k}": float(v) for k, v in record.metrics.items()})
+        self._session(record.trial_id.replace("@", "_b"), hparams, metrics)
         self.writer.flush()
+
+    def _session(self, run_name: str, hparams: dict[str, str | float], metrics: dict[str, float]) -> None:
+        """One HParams session (start and end info plus its metric scalars) in ``tb/search/<run_name>``;
+        unlike ``SummaryWriter.add_hparams``, no experiment summary (see the module docstring)."""
+        _, start, end = hparams_summaries(hparams, metrics)
+        with SummaryWriter(log_dir=str(Path(self.writer.log_dir) / run_name)) as session:
+            session.file_writer.add_summary(start)
+            session.file_writer.add_summary(end)
+            for name, value in metrics.items():
+                session.add_scalar(name, value)
 
     def close(self) -> None:
         self.writer.close()

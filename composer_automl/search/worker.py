@@ -197,6 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--id", default=None)
     parser.add_argument("--parent-pid", type=int, default=None)
     args = parser.parse_args(argv)
+    from composer_automl.quiet import install_cli_warning_filters
+
+    install_cli_warning_filters()  # a local worker is part of the console script: same filters
     if args.parent_pid:
         threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
     # The master stops local workers itself; a terminal Ctrl-C must not kill them mid-report.

@@ -130,7 +130,7 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
         limit_val_batches=t.val_batches if t.val_every else 0,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # WindowData shards by data-parallel rank itself
-        logger=TensorBoardLogger(c.out_dir, name="tensorboard", version=""),
+        logger=TensorBoardLogger(c.out_dir, name="tensorboard", version="", default_hp_metric=False),
         callbacks=[throughput, *checkpoints, *callbacks],
         enable_checkpointing=bool(checkpoints),
         enable_model_summary=False,
