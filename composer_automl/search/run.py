@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class SearchSettings(PoolSettings):
     """Size every pattern is costed at (``350M``, ``1B``, ``3B``): params, FLOPs/token, KV cache vs Llama."""
     extrapolate: str = "stack"
     """How a pattern grows to the target depth: ``stack`` or ``stretch``."""
-    constraints: dict[str, float] = field(default_factory=dict)
+    constraints: dict[str, Optional[float]] = field(default_factory=dict)
     """Bounds on the target-scale cost ratios (:class:`~composer_automl.efficiency.Constraints`);
     patterns outside them are never evaluated."""
     objective: str = "loss"
@@ -112,14 +112,15 @@ def prepare_run_dir(run_dir: Path, resume: bool) -> None:
 
 
 def check_width_reaches_rungs(space: SearchSpace, ladder: Ladder) -> None:
-    """Refuse a searched width that a rung replaces with its own (MAD rungs' ``d_model``/``ffn_hidden``):
+    """Refuse a searched width that a rung replaces with its own (``d_model``/``ffn_hidden`` set in a MAD or
+    pretraining rung, such as ``pretrain-narrow``):
     every choice would be scored by the same model there, and BOHB would learn nothing from the field."""
     searched = set(space.config.width)
     for rung in ladder.rungs:
         fixed = sorted(f for f in searched if getattr(rung.config, f, None) is not None)
-        if rung.kind == "mad" and fixed:
+        if fixed:
             raise ConfigError(
-                f"search_space.width searches {fixed}, but rung {rung.name} (kind mad) sets its own "
+                f"search_space.width searches {fixed}, but rung {rung.name} (kind {rung.kind}) sets its own "
                 f"fidelity {rung.name}.{'/'.join(fixed)}, so the searched value never reaches it; "
                 f"search only {sorted(searched - set(fixed)) or 'other fields'} or set the rung's {fixed} to null"
             )
@@ -225,12 +226,13 @@ def constrained_space(space: SearchSpace, settings: SearchSettings) -> SearchSpa
     if not bounds.active:
         return space
     constrained = dataclasses.replace(space, cost_filter=lambda p: bounds.violation(settings.cost_of(p)))
+    given = {k: v for k, v in settings.constraints.items() if v is not None}
     if space.n_searched_patterns <= MAX_COUNTED_PATTERNS:
         total, left = len(space.patterns()), len(constrained.patterns())
         if not left:
-            raise ConfigError(f"search.constraints={dict(settings.constraints)}: none of the space's {total} patterns "
+            raise ConfigError(f"search.constraints={given}: none of the space's {total} patterns "
                               f"meets them at {settings.target} ({settings.extrapolate})")
-        print(f"constraints {dict(settings.constraints)} at {settings.target}: {left} of {total} patterns remain",
+        print(f"constraints {given} at {settings.target}: {left} of {total} patterns remain",
               flush=True)
     return constrained
 
