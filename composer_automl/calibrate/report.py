@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
 from composer_automl.calibrate import stats
 from composer_automl.calibrate.table import Row
+from composer_automl.efficiency import target_cost
+from composer_automl.search.front import FrontPoint, front_markdown, front_of
 from composer_automl.files import atomic_write, atomic_write_text
 from composer_automl.patterns import ATTENTION, Pattern
 from composer_automl.search.ladder import COST_TOLERANCE
 
 REPORT_JSON, REPORT_MD, REPORT_PNG = "report.json", "report.md", "report.png"
+FRONT_TARGET = "1B"
+"""Size at which the report's quality/cost Pareto front costs the patterns (stacked, vs Llama 3.2 1B)."""
 TOP_PREFERRED = 5
 """How many of the reference's best patterns the report describes."""
 
@@ -79,8 +84,10 @@ def build_report(spec: dict[str, Any], rows: Sequence[Row], n_boot: int = 2000) 
         ladders[name] = ladder_figures(rows, names, ladder["eta"])
     failures = [{"pattern": r.pattern, "rung": r.rung, "seed": r.seed, "error": (r.error or "").splitlines()[-1:]}
                 for r in rows if r.status != "ok"]
+    ref_means = stats.seed_means(rows, reference)
+    front = front_of(ref_means, {p: target_cost(p, FRONT_TARGET).as_dict() for p in ref_means})
     return {"reference": reference, "patterns": len(spec["patterns"]), "rows": len(rows), "bootstrap": n_boot,
-            "rungs": rungs,
+            "rungs": rungs, "pareto_target": FRONT_TARGET, "pareto_front": [asdict(q) for q in front if q.on_front],
             "ladders": ladders, "reference_prefers": preferred_patterns(rows, reference), "failures": failures}
 
 
@@ -123,6 +130,10 @@ def format_markdown(report: dict[str, Any]) -> str:
                   "| rung | figure | Spearman vs ref |", "|---|---|---|"]
         for name, figures in diagnostics.items():
             lines += [f"| `{name}` | {metric} | {_num(rho)} |" for metric, rho in figures.items()]
+    if report["pareto_front"]:
+        points = [FrontPoint(**q) for q in report["pareto_front"]]
+        lines += ["", front_markdown(f"`{ref}`", points, report["pareto_target"], report["patterns"]).replace("# Pareto", "## Pareto", 1)
+                  .rstrip("\n")]
     lines += ["", f"## What `{ref}` prefers (its {len(report['reference_prefers'])} best patterns)", "",
               "| pattern | run-length | loss | attention fraction | attention at layers |", "|---|---|---|---|---|"]
     for p in report["reference_prefers"]:

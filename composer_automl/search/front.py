@@ -51,20 +51,29 @@ def front_points(records: Iterable[TrialRecord]) -> tuple[float | None, list[Fro
     for r in ok:
         if r.budget == budget:
             by_pattern[r.pattern].append(r)
-    raw = [(p, fmean(r.loss for r in rs), rs[0].cost) for p, rs in sorted(by_pattern.items())]
+    losses = {p: fmean(r.loss for r in rs) for p, rs in by_pattern.items()}
+    return budget, front_of(losses, {p: rs[0].cost for p, rs in by_pattern.items()})
+
+
+def front_of(losses: dict[str, float], costs: dict[str, dict]) -> list[FrontPoint]:
+    """Points of patterns with a loss and a cost (``TargetCost.as_dict()``); front and knee flagged, best
+    loss first."""
+    raw = [(p, losses[p], costs[p]) for p in sorted(losses)]
     objectives = [(loss, *(cost[n] for n in COST_NAMES)) for _, loss, cost in raw]
-    front = set(pareto.non_dominated(objectives))
-    front_list = sorted(front)
-    knee = front_list[pareto.knee([objectives[i] for i in front_list])] if front_list else None
+    front = sorted(pareto.non_dominated(objectives))
+    knee = front[pareto.knee([objectives[i] for i in front])] if front else None
     points = [FrontPoint(p, loss, cost["kv_cache_ratio"], cost["flops_ratio"], cost["params_ratio"], i in front,
                          i == knee) for i, (p, loss, cost) in enumerate(raw)]
-    return budget, sorted(points, key=lambda q: (q.loss, q.pattern))
+    return sorted(points, key=lambda q: (q.loss, q.pattern))
 
 
-def front_markdown(budget: float, points: Sequence[FrontPoint], target: str) -> str:
+def front_markdown(budget: float | str, points: Sequence[FrontPoint], target: str, n_points: int | None = None) -> str:
+    """The front's members as a markdown table (``budget``: a number, or the name of what the loss is;
+    ``n_points``: how many patterns the front was taken over, when ``points`` holds only its members)."""
     members = [q for q in points if q.on_front]
-    lines = [f"# Pareto front at budget {budget:g}: {len(members)} of {len(points)} patterns", "",
-             f"Minimised: loss at budget {budget:g}, KV cache and training FLOPs/token at {target} relative to "
+    where = f"budget {budget:g}" if isinstance(budget, (int, float)) else budget
+    lines = [f"# Pareto front at {where}: {len(members)} of {n_points or len(points)} patterns", "",
+             f"Minimised: loss at {where}, KV cache and training FLOPs/token at {target} relative to "
              "the Llama-style baseline (seq 2048). ★ = knee (nearest the ideal point, objectives scaled to [0, 1]).",
              "", "| pattern | loss | KV-cache ratio | FLOPs ratio | params ratio |", "|---|---|---|---|---|"]
     for q in members:

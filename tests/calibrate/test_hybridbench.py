@@ -48,6 +48,22 @@ def test_shipped_report_is_the_report_of_the_shipped_table():
     for name, figures in shipped["rungs"].items():
         for key in ("spearman", "kendall", "noise_ceiling", "median_cpu_s", "top10_overlap"):
             assert recomputed["rungs"][name][key] == pytest.approx(figures[key], nan_ok=True), (name, key)
+    assert recomputed["pareto_front"] == shipped["pareto_front"]
+
+
+def test_reference_pareto_front_is_non_dominated_in_loss_kv_cache_and_flops():
+    """No pattern of the table beats a front member on the reference loss and both 1B cost ratios at once."""
+    from composer_automl.calibrate.stats import seed_means
+    from composer_automl.efficiency import target_cost
+    from composer_automl.pareto import dominates
+
+    shipped = json.loads((BENCH / "report.json").read_text())
+    means = seed_means(read_rows(BENCH), spec()["reference"])
+    point = {p: (loss, target_cost(p).kv_cache_ratio, target_cost(p).flops_ratio) for p, loss in means.items()}
+    front = [q["pattern"] for q in shipped["pareto_front"]]
+    assert front and sum(q["knee"] for q in shipped["pareto_front"]) == 1
+    assert not any(dominates(point[other], point[p]) for p in front for other in point)
+    assert all(any(dominates(point[f], point[p]) for f in front) for p in point if p not in front)
 
 
 def rows_to_reproduce():
