@@ -10,16 +10,14 @@ The ``scalarized`` objective is ParEGO's (Knowles, "ParEGO: a hybrid algorithm w
 landscape approximation for expensive multiobjective optimization problems", IEEE TEVC 2006):
 each Hyperband bracket draws a weight vector uniformly from the simplex and minimises the
 augmented Tchebycheff function of the normalised objectives, so that successive brackets aim
-at different parts of the quality/cost front. Normalisation: the rung's loss divided by the
-rung's ``loss_scale`` (the spread of its losses over patterns, measured by ``calibrate``), the
-cost ratios as log2 (one unit = halving or doubling) — so a weight means the same at every
-budget.
+at different parts of the quality/cost front. Normalisation (:class:`Scalarizer`): each
+objective is min-max scaled over the results seen at the same budget, so a weight means the
+same at every budget.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import asdict, dataclass
 from typing import Optional
 

@@ -62,7 +62,7 @@ class SearchSettings(PoolSettings):
     """Bounds on the target-scale cost ratios (:class:`~composer_automl.efficiency.Constraints`);
     patterns outside them are never evaluated."""
     objective: str = "loss"
-    """``loss`` (the rung's loss) or ``scalarized`` (ParEGO: loss and log cost ratios, weights per bracket)."""
+    """``loss`` (the rung's loss) or ``scalarized`` (ParEGO: loss and cost ratios, weights per bracket)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
