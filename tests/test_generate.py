@@ -62,3 +62,10 @@ def test_cli_prints_prompt_and_continuation(exported):
     bad = subprocess.run([sys.executable, "-m", "composer_automl", "generate", "prompt=hello"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: give model=")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_accelerator_gpu_without_cuda_is_one_clear_error_before_loading(exported):
+    folder, _ = exported
+    with pytest.raises(ConfigError, match="generate.accelerator=gpu but no CUDA device is visible"):
+        load_model(GenerateConfig(model=str(folder), prompt="x", accelerator="gpu"))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from composer_automl import devices
 from composer_automl.config import ConfigError, choice, to_dataclass
 from composer_automl.data.tokenizers import TOKENIZERS, build_tokenizer
 from composer_automl.model import HybridLM
@@ -64,8 +65,8 @@ def load_model(config: GenerateConfig) -> HybridLM:
     from composer_automl.export.files import load_hybrid
 
     device, dtype = ACCELERATORS[config.accelerator]
-    if config.accelerator == "gpu" and not torch.cuda.is_available():
-        raise ConfigError("accelerator=gpu but no CUDA device is visible; use accelerator=cpu")
+    # the shared device check (CUDA visible, bf16 supported) before any weight is read
+    devices.resolve(config.accelerator, "bf16-true" if dtype == torch.bfloat16 else "32-true", "generate")
     if config.model is not None:
         return load_hybrid(config.model, device).to(dtype)
     try:
