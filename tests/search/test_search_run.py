@@ -239,6 +239,10 @@ def test_constraints_no_pattern_meets_fail_before_the_search_starts(tmp_path):
     assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match="search.objective"):
         SearchSettings(objective="pareto")
+    with pytest.raises(ConfigError, match="search.target='7B' is not allowed"):
+        SearchSettings(target="7B")
+    with pytest.raises(ConfigError, match="search.extrapolate='tile' is not allowed"):
+        SearchSettings(extrapolate="tile")
     with pytest.raises(ConfigError, match="unknown key"):
         SearchSettings(constraints={"kv_ratio": 0.5})
 
