@@ -6,15 +6,23 @@
    loop on the same model, optimizer, schedule and batches, in this process.
 3. Rank agreement (Spearman) between the MAD rung (``mad-quick``) and the pretraining
    rung on 8 fixed 6-layer patterns, when the MAD rung is installed.
+4. Per-trial data overhead of the pretraining rung on an already-prepared synthetic corpus
+   (a raw uint16 token file of ``--corpus-gb`` GB, byte tokenizer, 2048-token documents; CPU):
+   the rung's data path (``load_data``: find the cached dataset, open its windows) against the
+   path every trial took before the path/size/mtime key (scan every token against the
+   vocabulary and for document ends, SHA-256 every byte, then look up the cache), measured in
+   the same run at the full size and at a quarter of it.
 
-    python benchmarks/bench_pretrain.py            # ~6-10 min on 2 CPU cores
-    python benchmarks/bench_pretrain.py --quick    # smaller budgets, 4 patterns for the rank check
+    python benchmarks/bench_pretrain.py               # ~6-10 min on 2 CPU cores (+ ~2 min, 2.5 GB disk for 4.)
+    python benchmarks/bench_pretrain.py --quick       # smaller budgets, 4 patterns for the rank check
+    python benchmarks/bench_pretrain.py --data-only   # only 4.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 import tempfile
 import time
 import warnings
@@ -26,9 +34,10 @@ from torch.utils.data import DataLoader
 
 from composer_automl.config import ConfigError
 from composer_automl.data.config import DataConfig
-from composer_automl.data.corpus import stdlib_files
+from composer_automl.data.corpus import open_corpus, stdlib_files
 from composer_automl.data.megatron_io import indexed_dataset
 from composer_automl.data.prepare import prepare
+from composer_automl.data.tokenizers import ByteTokenizer
 from composer_automl.lightning_module import OptimConfig, build_optimizer, next_token_loss
 from composer_automl.model import HybridLM
 from composer_automl.patterns import Pattern
@@ -126,23 +135,75 @@ def bench_rank_agreement(cfg: PretrainConfig, patterns: list[str], out: Path) ->
     return {"rank_patterns": float(len(patterns)), "spearman_mad_vs_pretrain": spearman(mad_losses, pre_losses)}
 
 
+def write_token_corpus(path: Path, n_bytes: int, doc_len: int = 2048) -> None:
+    """A raw uint16 token file of ``n_bytes``: random byte ids, an end-of-document id every ``doc_len`` tokens."""
+    rng, chunk = np.random.default_rng(0), 1 << 24
+    with open(path, "wb") as out:
+        for start in range(0, n_bytes // 2, chunk):
+            tokens = rng.integers(0, 256, min(chunk, n_bytes // 2 - start), dtype=np.uint16)
+            tokens[(doc_len - 1 - start) % doc_len :: doc_len] = 256
+            tokens.tofile(out)
+
+
+def scan_hash_lookup(cfg: DataConfig) -> None:
+    """The per-trial data path before the path/size/mtime key: every token scanned (vocabulary check,
+    document ends), every byte hashed, then the cache looked up."""
+    open_corpus(cfg, ByteTokenizer()).count_documents()
+    prepare(dataclasses.replace(cfg, content_hash=True))
+
+
+def median_seconds(fn, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def bench_trial_data_overhead(tmp: Path, corpus_gb: float, reps: int = 5) -> dict[str, float]:
+    """Seconds of data work per pretraining trial on prepared corpora of ``corpus_gb`` and a quarter of it."""
+    figures = {}
+    for label, n_bytes in ((f"{corpus_gb:g}GB", int(corpus_gb * 1e9)), (f"{corpus_gb / 4:g}GB", int(corpus_gb * 0.25e9))):
+        source = tmp / f"corpus-{label}.bin"
+        write_token_corpus(source, n_bytes)
+        cache = tmp / f"cache-{label}"
+        data = DataConfig(name="synthetic", source=str(source), cache_dir=str(cache), progress=False)
+        rung = dataclasses.replace(load_rung("pretrain-tiny").config, data=data)
+        load_data(rung)                   # prepared once, as the search master does before any trial
+        scan_hash_lookup(data)            # the content-keyed twin, so the baseline also hits its cache
+        after = median_seconds(lambda: load_data(rung), reps)
+        before = median_seconds(lambda: (scan_hash_lookup(data), load_data(rung)), max(2, reps // 2))
+        figures |= {f"trial_data_overhead_s[{label}]": after, f"trial_data_overhead_before_s[{label}]": before,
+                    f"overhead_before_over_after[{label}]": before / after}
+        source.unlink()
+        shutil.rmtree(cache)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller budgets and 4 patterns")
     parser.add_argument("--no-rank", action="store_true", help="skip the MAD vs pretraining rank check")
+    parser.add_argument("--data-only", action="store_true", help="only the per-trial data overhead (4.)")
+    parser.add_argument("--corpus-gb", type=float, default=1.0, help="size of the synthetic prepared corpus of 4.")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    print(f"# device: cpu ({torch.get_num_threads()} threads); figure 4: uint16 token file, byte tokenizer, "
+          f"2048-token documents, pretrain-tiny's data path")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        figures = bench_prepare(tmp / "cache")
-        rung = load_rung("pretrain-tiny").config
-        rung = dataclasses.replace(rung, data=dataclasses.replace(rung.data, cache_dir=str(tmp / "cache")))
-        steps = 24 if args.quick else 48
-        tput_cfg = dataclasses.replace(rung, train_tokens=steps * rung.batch_size * rung.seq_len)
-        figures |= bench_throughput(tput_cfg, tmp)
-        if not args.no_rank:
-            rank_cfg = dataclasses.replace(rung, train_tokens=rung.train_tokens // 2) if args.quick else rung
-            figures |= bench_rank_agreement(rank_cfg, PATTERNS[:4] if args.quick else PATTERNS, tmp)
+        figures = bench_trial_data_overhead(tmp, args.corpus_gb)
+        if not args.data_only:
+            figures |= bench_prepare(tmp / "cache")
+            rung = load_rung("pretrain-tiny").config
+            rung = dataclasses.replace(rung, data=dataclasses.replace(rung.data, cache_dir=str(tmp / "cache")))
+            steps = 24 if args.quick else 48
+            tput_cfg = dataclasses.replace(rung, train_tokens=steps * rung.batch_size * rung.seq_len)
+            figures |= bench_throughput(tput_cfg, tmp)
+            if not args.no_rank:
+                rank_cfg = dataclasses.replace(rung, train_tokens=rung.train_tokens // 2) if args.quick else rung
+                figures |= bench_rank_agreement(rank_cfg, PATTERNS[:4] if args.quick else PATTERNS, tmp)
     for name, value in figures.items():
         print(f"{name}: {value:.4g}")
 

@@ -71,6 +71,12 @@ def resolve(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "parts": parts}
 
 
+def prepare_inputs(config: BlendConfig) -> str:
+    """Each part's one-off preparation (see :meth:`Rung.prepare_inputs`)."""
+    lines = [f"{rung.name}: {line}" for rung in config.rungs if (line := rung.prepare_inputs())]
+    return "; ".join(lines)
+
+
 def metric(config: BlendConfig) -> str:
     terms = " + ".join(f"{p.weight:g}·{rung.metric}" for p, rung in zip(config.parts, config.rungs))
     return f"blend({terms})"

@@ -68,7 +68,8 @@ RUNG_KINDS: dict[str, str] = {  # each module: CONFIG, evaluate, metric(config) 
     "blend": "composer_automl.blend",
 }
 """Rung kind → module defining ``CONFIG`` (its dataclass), ``evaluate`` (an :data:`Evaluate`) and
-``metric(config)`` (what its loss is)."""
+``metric(config)`` (what its loss is); optionally ``prepare_inputs(config) -> str`` (one-off work the
+search master does before any trial, e.g. tokenizing a corpus; returns a line saying what it did)."""
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,15 @@ class Rung:
     """What the loss is at this rung (``1 - mad_score``, ``val_loss``, ...): the module's ``metric(config)``."""
     cost_s: float | None = None
     """Measured median seconds per evaluation, as stated in the rung file (None: not measured)."""
+    setup: Callable[[Any], str] | None = None
+    """The kind's ``prepare_inputs`` (None: nothing to prepare)."""
 
     def __call__(self, pattern: Pattern, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
         return self.evaluate(pattern, self.config, width, out_dir, seed)
+
+    def prepare_inputs(self) -> str | None:
+        """Do the rung's one-off preparation (idempotent, cached); a line saying what it did, or None."""
+        return self.setup(self.config) if self.setup else None
 
 
 def rung_from_mapping(name: str, data: dict[str, Any]) -> Rung:
@@ -97,7 +104,8 @@ def rung_from_mapping(name: str, data: dict[str, Any]) -> Rung:
         raise ConfigError(f"fidelity {name}: cost_s must be a positive number of seconds, got {cost_s!r}")
     module = importlib.import_module(RUNG_KINDS[kind])
     config = to_dataclass(module.CONFIG, data, f"fidelity {name}")
-    return Rung(name, kind, config, module.evaluate, module.metric(config), None if cost_s is None else float(cost_s))
+    return Rung(name, kind, config, module.evaluate, module.metric(config), None if cost_s is None else float(cost_s),
+                getattr(module, "prepare_inputs", None))
 
 
 def resolve_mapping(data: dict[str, Any]) -> dict[str, Any]:

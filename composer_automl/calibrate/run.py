@@ -324,6 +324,8 @@ def run_calibration(settings: CalibrateSettings, plan: Plan, run_dir: Path, resu
 
     done = {r.key for r in rows if r.status == "ok"}
     pending = [job for job in plan.jobs() if plan.key(job) not in done]
+    if pending:
+        plan.ladder.prepare_inputs()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "logs").mkdir(exist_ok=True)
     atomic_write_text(run_dir / RUN_FILE, json.dumps(spec, indent=2, sort_keys=True))

@@ -26,7 +26,10 @@ class DataConfig:
     format: str = "auto"
     """One of ``auto``, ``stdlib``, ``text``, ``jsonl``, ``indexed``, ``tokens``, ``prepared``."""
     name: str = "corpus"
-    """Readable name; the cache folder is ``<cache_dir>/<name>-<content hash>``."""
+    """Readable name; the cache folder is ``<cache_dir>/<name>-<key>``."""
+    content_hash: bool = False
+    """Key the cache on a SHA-256 of the inputs' bytes (reads the whole corpus on every prepare)
+    instead of their resolved paths, sizes and modification times (O(1) in the corpus size)."""
     text_glob: str = "**/*.txt"
     """Files taken from a directory source (text format); one file is one document."""
     jsonl_field: str = "text"

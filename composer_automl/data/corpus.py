@@ -18,7 +18,11 @@ Sources (``data.format``):
 - ``prepared``: a folder already written by ``data prepare`` (handled by
   :func:`composer_automl.data.prepare.prepare` itself, not here).
 
-Everything that can be checked is checked in :func:`open_corpus`, before any
+:func:`open_corpus` resolves the inputs and checks what it can without reading them
+(existence, sizes, headers, each JSONL file's first record): it costs O(files), so a
+cached dataset is found in O(1) of the corpus size. The checks that read every byte
+(token ids against the vocabulary, document boundaries, document counts) run in
+:meth:`Corpus.count_documents`, only when the dataset must be built, still before any
 output is written.
 """
 
@@ -101,8 +105,17 @@ def resolve_files(source: str, dir_glob: str, what: str) -> list[Path]:
     return files
 
 
+def stat_digest(paths: list[Path]) -> str:
+    """SHA-256 over each file's resolved path, size and modification time: O(1) per file, no bytes read."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
 def file_digest(paths: list[Path]) -> str:
-    """SHA-256 over the contents of ``paths``, in order (each prefixed by its length)."""
+    """SHA-256 over the contents of ``paths``, in order (each prefixed by its length): reads every byte."""
     digest = hashlib.sha256()
     for path in paths:
         digest.update(str(path.stat().st_size).encode() + b"\0")
@@ -114,24 +127,47 @@ def file_digest(paths: list[Path]) -> str:
 
 @dataclass
 class Corpus:
-    """A checked input: its files, document count, and a way to stream tokenized documents."""
+    """A resolved input: its files, and ways to fingerprint, count and stream its tokenized documents."""
 
     kind: str
     """Resolved format: ``stdlib``, ``text``, ``jsonl``, ``indexed`` or ``tokens``."""
     files: list[Path]
     """Input files (for ``indexed``: the ``.idx`` and ``.bin``)."""
-    n_documents: int
     n_bytes: int
     """Total input size (progress bar and MB/s figures)."""
     tokenizer: Tokenizer
     jsonl_field: str = "text"
     token_dtype: str = "uint16"
     _eod_ends: np.ndarray | None = field(default=None, repr=False)
-    """``tokens`` only: end offset (exclusive) of each document."""
+    """``tokens`` only: end offset (exclusive) of each document (set by :meth:`count_documents`)."""
 
-    def digest(self) -> str:
-        """Content hash of the inputs (the dataset cache key's input part)."""
-        return file_digest(self.files)
+    def digest(self, content: bool = False) -> str:
+        """The dataset cache key's input part: the files' path/size/mtime, or with ``content`` their bytes."""
+        return file_digest(self.files) if content else stat_digest(self.files)
+
+    def count_documents(self) -> int:
+        """Read every input once: check token ids against the vocabulary, find document boundaries,
+        and return the number of documents (errors are :class:`ConfigError`)."""
+        if self.kind in ("stdlib", "text"):
+            return len(self.files)
+        if self.kind == "jsonl":
+            n_documents = 0
+            for path in self.files:
+                with open(path, "rb") as fh:
+                    n_documents += sum(1 for line in fh if line.strip())
+            return n_documents
+        where = f"data.source={str(self.files[0])!r}"
+        if self.kind == "indexed":
+            dataset = indexed_dataset().IndexedDataset(str(self.files[0])[: -len(".idx")])
+            check_vocab(np.memmap(self.files[1], dtype=dataset.index.dtype, mode="r"), self.tokenizer.vocab_size, where)
+            return len(dataset.document_indices) - 1
+        tokens = np.memmap(self.files[0], dtype=self.token_dtype, mode="r")
+        check_vocab(tokens, self.tokenizer.vocab_size, where)
+        ends = np.flatnonzero(tokens == self.tokenizer.eod_id) + 1
+        if ends.size == 0 or ends[-1] != tokens.size:
+            ends = np.append(ends, tokens.size)  # a trailing document without an EOD
+        self._eod_ends = ends
+        return len(ends)
 
     def documents(self) -> Iterator[tuple[np.ndarray, int]]:
         """Yield ``(token ids ending with EOD, input bytes consumed)`` for every document, in order."""
@@ -169,6 +205,8 @@ class Corpus:
             yield tokens, tokens.size * itemsize
 
     def _token_docs(self) -> Iterator[tuple[np.ndarray, int]]:
+        if self._eod_ends is None:
+            self.count_documents()
         tokens = np.memmap(self.files[0], dtype=self.token_dtype, mode="r")
         start = 0
         for end in self._eod_ends:
@@ -200,16 +238,16 @@ def check_vocab(tokens: np.ndarray, vocab_size: int, where: str) -> None:
 
 
 def open_corpus(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
-    """Resolve and check ``cfg``'s source; every input error is raised here, before any output."""
+    """Resolve ``cfg``'s source and check what can be checked without reading it (O(files))."""
     kind = detect_format(cfg.source) if cfg.format == "auto" else cfg.format
     if kind == "stdlib":
         files = stdlib_files(cfg.max_bytes)
         if not files:
             raise ConfigError(f"data.max_bytes={cfg.max_bytes} is smaller than any standard-library file")
-        return Corpus(kind, files, len(files), sum(f.stat().st_size for f in files), tokenizer)
+        return Corpus(kind, files, sum(f.stat().st_size for f in files), tokenizer)
     if kind == "text":
         files = resolve_files(cfg.source, cfg.text_glob, "text")
-        return Corpus(kind, files, len(files), sum(f.stat().st_size for f in files), tokenizer)
+        return Corpus(kind, files, sum(f.stat().st_size for f in files), tokenizer)
     if kind == "jsonl":
         return _open_jsonl(cfg, tokenizer)
     if kind == "indexed":
@@ -219,17 +257,13 @@ def open_corpus(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
 
 def _open_jsonl(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
     files = resolve_files(cfg.source, "**/*.jsonl", "JSONL")
-    n_docs = 0
-    for path in files:
-        checked = False  # each file's first record is checked up front; later ones while tokenizing
+    for path in files:  # each file's first record is checked up front; later ones while tokenizing
         with open(path, "rb") as fh:
             for lineno, line in enumerate(fh, 1):
                 if line.strip():
-                    if not checked:
-                        jsonl_text(line, cfg.jsonl_field, path, lineno)
-                        checked = True
-                    n_docs += 1
-    return Corpus("jsonl", files, n_docs, sum(f.stat().st_size for f in files), tokenizer, cfg.jsonl_field)
+                    jsonl_text(line, cfg.jsonl_field, path, lineno)
+                    break
+    return Corpus("jsonl", files, sum(f.stat().st_size for f in files), tokenizer, cfg.jsonl_field)
 
 
 def _open_indexed(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
@@ -242,12 +276,10 @@ def _open_indexed(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
         if part.stat().st_size == 0:
             raise ConfigError(f"data.source={cfg.source!r}: indexed dataset file {str(part)!r} is empty")
     try:
-        dataset = indexed_dataset().IndexedDataset(prefix)
+        indexed_dataset().IndexedDataset(prefix)  # reads the .idx header and index, not the tokens
     except Exception as err:  # megatron asserts on malformed headers
         raise ConfigError(f"data.source={cfg.source!r} is not a readable megatron indexed dataset: {err}") from None
-    check_vocab(np.memmap(bin_, dtype=dataset.index.dtype, mode="r"), tokenizer.vocab_size, f"data.source={cfg.source!r}")
-    n_docs = len(dataset.document_indices) - 1
-    return Corpus("indexed", [idx, bin_], n_docs, bin_.stat().st_size, tokenizer)
+    return Corpus("indexed", [idx, bin_], bin_.stat().st_size, tokenizer)
 
 
 def _open_tokens(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
@@ -261,9 +293,4 @@ def _open_tokens(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
         raise ConfigError(
             f"data.tokens_dtype={cfg.tokens_dtype}: {size} bytes is not a whole number of {itemsize}-byte ids"
         )
-    tokens = np.memmap(path, dtype=cfg.tokens_dtype, mode="r")
-    check_vocab(tokens, tokenizer.vocab_size, f"data.source={cfg.source!r}")
-    ends = np.flatnonzero(tokens == tokenizer.eod_id) + 1
-    if ends.size == 0 or ends[-1] != tokens.size:
-        ends = np.append(ends, tokens.size)  # a trailing document without an EOD
-    return Corpus("tokens", [path], len(ends), size, tokenizer, token_dtype=cfg.tokens_dtype, _eod_ends=ends)
+    return Corpus("tokens", [path], size, tokenizer, token_dtype=cfg.tokens_dtype)

@@ -1,4 +1,4 @@
-"""Tokenize a corpus into megatron-core indexed datasets, split by document, cached by content.
+"""Tokenize a corpus into megatron-core indexed datasets, split by document, cached by input fingerprint.
 
 On-disk layout of a prepared dataset (``<cache_dir>/<name>-<key16>/``)::
 
@@ -11,9 +11,10 @@ tokenizer's end-of-document id; ids are stored as ``uint16`` when the vocabulary
 has fewer than 65500 entries, else ``int32`` (megatron's own rule). The same
 prefixes feed megatron's ``GPTDataset`` / our tensor-parallel training.
 
-The key hashes the inputs' content, the tokenizer's identity and the split
-settings, so preparing again with unchanged inputs reuses the folder, and any
-change builds a new one. A build writes into a hidden temporary folder and
+The key hashes the inputs' paths, sizes and modification times (their bytes with
+``data.content_hash``), the tokenizer's identity and the split settings, so preparing
+again with unchanged inputs reuses the folder in O(1) of the corpus size (no byte of
+it is read), and any change builds a new one. A build writes into a hidden temporary folder and
 renames it into place at the end: a folder with ``meta.json`` is always complete.
 """
 
@@ -80,7 +81,8 @@ def split_mask(n_documents: int, valid_fraction: float, seed: int) -> np.ndarray
 
 
 def cache_key(cfg: DataConfig, corpus: Corpus, tokenizer: Tokenizer) -> str:
-    """SHA-256 of everything the output depends on: input content, tokenizer, split settings."""
+    """SHA-256 of everything the output depends on: the inputs (path/size/mtime, or their bytes with
+    ``data.content_hash``), the tokenizer, the split settings."""
     parts = {
         "format_version": FORMAT_VERSION,
         "kind": corpus.kind,
@@ -89,7 +91,7 @@ def cache_key(cfg: DataConfig, corpus: Corpus, tokenizer: Tokenizer) -> str:
         "tokenizer": tokenizer.identity,
         "valid_fraction": cfg.valid_fraction,
         "split_seed": cfg.split_seed,
-        "inputs": corpus.digest(),
+        "inputs": ("content:" if cfg.content_hash else "stat:") + corpus.digest(cfg.content_hash),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -119,11 +121,11 @@ def prepare(cfg: DataConfig) -> PreparedData:
         return load_prepared(source)
     tokenizer = build_tokenizer(cfg.tokenizer, cfg.tokenizer_path, cfg.eod_token)
     corpus = open_corpus(cfg, tokenizer)
-    mask = split_mask(corpus.n_documents, cfg.valid_fraction, cfg.split_seed)
     key = cache_key(cfg, corpus, tokenizer)
     final = cfg.cache_root / f"{cfg.name}-{key[:16]}"
     if (final / "meta.json").is_file():
         return load_prepared(final)
+    mask = split_mask(corpus.count_documents(), cfg.valid_fraction, cfg.split_seed)
 
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"

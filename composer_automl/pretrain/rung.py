@@ -30,6 +30,14 @@ def metric(config: PretrainConfig) -> str:
     return "val_loss"
 
 
+def prepare_inputs(config: PretrainConfig) -> str:
+    """Prepare the rung's corpus once (the search master does this before any trial): every trial
+    then finds it by its path/size/mtime key without reading the corpus."""
+    data = load_data(config)
+    state = "cached" if data.prepared.reused else "prepared"
+    return f"corpus {state} at {data.prepared.path} ({data.prepared.meta['n_tokens']:,} tokens)"
+
+
 def evaluate(pattern: Pattern, config: PretrainConfig, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
     """Pretrain ``pattern`` for ``config.train_tokens``; loss = held-out validation loss."""
     start = time.perf_counter()

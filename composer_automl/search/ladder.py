@@ -111,6 +111,14 @@ class Ladder:
         """What the loss means at ``budget``."""
         return self.rung_for(budget).metric
 
+    def prepare_inputs(self) -> None:
+        """Run every rung's one-off preparation once, here in the master, before any worker starts:
+        input errors surface before any work, and each trial then finds the inputs cached in O(1)."""
+        for rung in self.rungs:
+            line = rung.prepare_inputs()
+            if line:
+                print(f"rung {rung.name}: {line}", flush=True)
+
     def cost_warnings(self, tolerance: float = COST_TOLERANCE) -> list[str]:
         """Adjacent rungs whose stated costs (``cost_s``) are not about ``eta`` apart.
 

@@ -138,6 +138,7 @@ def run_search(
     secret = checked_secret(settings)
     space = constrained_space(space, settings)
     prepare_run_dir(run_dir, resume)
+    ladder.prepare_inputs()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "logs").mkdir(exist_ok=True)
     logging.getLogger("hpbandster").setLevel(logging.WARNING)

@@ -1,13 +1,15 @@
-"""prepare(): megatron indexed datasets written and read back, split by document, cached by content."""
+"""prepare(): megatron indexed datasets written and read back, split by document, cached by path/size/mtime."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 from megatron.core.datasets.indexed_dataset import IndexedDataset
 
+from composer_automl.config import ConfigError
 from composer_automl.data.config import DataConfig
 from composer_automl.data.prepare import prepare, split_mask
 from composer_automl.data.tokenizers import ByteTokenizer
@@ -107,3 +109,55 @@ def test_default_stdlib_corpus_is_found_offline(tmp_path):
     assert data.meta["splits"]["valid"]["n_documents"] >= 1
     train = IndexedDataset(data.prefix("train"))  # keep it alive: items are views into its mmap
     assert "def " in ByteTokenizer().decode(train[0])
+
+
+def write_token_corpus(path, n_tokens=20_000, doc_len=100, seed=0):
+    """A raw uint16 token file of byte ids with an end-of-document id (256) every ``doc_len`` tokens."""
+    tokens = np.random.default_rng(seed).integers(0, 256, n_tokens).astype(np.uint16)
+    tokens[doc_len - 1 :: doc_len] = 256
+    tokens.tofile(path)
+    return path
+
+
+def overwrite_keeping_stat(path, tokens):
+    """Replace a file's bytes with ``tokens`` (same size) and restore its modification time."""
+    before = path.stat()
+    assert tokens.nbytes == before.st_size
+    tokens.tofile(path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_cached_dataset_is_found_without_reading_the_corpus(tmp_path):
+    """The default key is path/size/mtime: after the first prepare, a file whose bytes changed (to ids
+    outside the vocabulary) but whose size and mtime did not still hits the cache, so no byte was read
+    (neither hashed nor vocabulary-checked); with data.content_hash the bytes are read and checked,
+    and a new mtime alone also rebuilds."""
+    source = write_token_corpus(tmp_path / "train.bin")
+    cfg = DataConfig(source=str(source), cache_dir=str(tmp_path / "cache"), progress=False)
+    first = prepare(cfg)
+    assert not first.reused
+    overwrite_keeping_stat(source, np.full(20_000, 60_000, dtype=np.uint16))
+    again = prepare(cfg)
+    assert again.reused and again.path == first.path
+    with pytest.raises(ConfigError, match=r"token ids span \[60000, 60000\]"):
+        prepare(DataConfig(source=str(source), cache_dir=str(tmp_path / "cache"), content_hash=True, progress=False))
+    os.utime(source)  # touched: a new mtime is a new key, so the dataset is rebuilt and checked
+    with pytest.raises(ConfigError, match="token ids span"):
+        prepare(cfg)
+    assert not list((tmp_path / "cache").glob(".tmp-*")) and len(list((tmp_path / "cache").iterdir())) == 1
+
+
+def test_content_hash_key_ignores_mtime(tmp_path):
+    """data.content_hash keys on the bytes: touching the file reuses the folder; a changed byte rebuilds it."""
+    source = write_token_corpus(tmp_path / "train.bin")
+    cfg = DataConfig(source=str(source), cache_dir=str(tmp_path / "cache"), content_hash=True, progress=False)
+    first = prepare(cfg)
+    os.utime(source, ns=(0, 10**18))
+    assert prepare(cfg).path == first.path
+    tokens = np.fromfile(source, dtype=np.uint16)
+    tokens[0] = (tokens[0] + 1) % 256
+    overwrite_keeping_stat(source, tokens)
+    rebuilt = prepare(cfg)
+    assert not rebuilt.reused and rebuilt.path != first.path
+    assert prepare(DataConfig(source=str(source), cache_dir=str(tmp_path / "cache"), progress=False)).path \
+        not in (first.path, rebuilt.path)  # the two key kinds never share a folder

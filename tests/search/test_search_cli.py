@@ -132,3 +132,18 @@ def test_from_on_the_command_line_wins_over_the_shipped_pattern(tmp_path, finish
     both = run_cli("search", f"search_space={space}", f"search_space.{key}={finished_run}",
                    f"search_space.{key.removesuffix('_from')}=AAMMMM", f"search.run_dir={tmp_path / 'x'}")
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_bad_corpus_of_a_pretraining_rung_is_one_error_before_any_work(tmp_path):
+    """The master prepares every rung's corpus before starting workers: a missing corpus is one
+    ``error:`` line naming data.source, exit 2, and no run directory."""
+    conf = tmp_path / "conf"
+    (conf / "fidelity").mkdir(parents=True)
+    (conf / "fidelity" / "my-pretrain.yaml").write_text(yaml.safe_dump(
+        {"kind": "pretrain", "data": {"source": str(tmp_path / "missing" / "*.txt"), "progress": False}}))
+    run_dir = tmp_path / "run"
+    proc = run_cli("search", "--config-dir", str(conf), "fidelity=my-pretrain", f"search.run_dir={run_dir}")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "data.source" in lines[0]
+    assert not run_dir.exists()
