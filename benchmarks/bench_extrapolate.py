@@ -1,4 +1,8 @@
-"""Extrapolated hybrid vs its Llama 3.2 baseline at matched parameters: speed and KV cache.
+"""Extrapolated hybrid vs its Llama 3.2 baseline at matched parameters: CPU fp32 speed and KV cache.
+
+What it times is a single-device ``HybridLM`` on the CPU in fp32 at a reduced vocabulary (a
+forward pass; with ``--train`` also forward+backward): a relative figure between two layer
+stacks, not a GPU training throughput (that is ``bench_train_gpu.py``).
 
 Builds the target preset's ``AM``×k baseline and the hybrid that ``fit_depth``
 extrapolates from a searched pattern (params within ±2%), then times both in the
@@ -91,8 +95,9 @@ def main() -> None:
     specs: dict[str, ModelSpec] = {
         name: spec.replace(vocab_size=vocab, max_seq_len=args.seq) for name, spec in full.items()
     }
-    print(f"# timing at vocab {vocab} (reduced from {fit.baseline.vocab_size} on CPU), "
-          f"batch {args.batch}, seq {args.seq}, {args.reps} reps after {args.warmup} warm-up")
+    print(f"# measures: CPU fp32 HybridLM forward{' and forward+backward' if args.train else ''} at vocab {vocab} "
+          f"(reduced from {fit.baseline.vocab_size}), batch {args.batch}, seq {args.seq}, {args.reps} reps after "
+          f"{args.warmup} warm-up; not a GPU training figure (bench_train_gpu.py)")
     print(f"params_ratio_bench_vocab: {specs['hybrid'].num_params() / specs['baseline'].num_params():.4f}")
     models = {name: HybridLM(spec).eval() for name, spec in specs.items()}
     for name, model in models.items():  # the built model has exactly the counted parameters
@@ -106,9 +111,9 @@ def main() -> None:
             for model in models.values():
                 model.train()
         secs = time_interleaved(models, idx, args.reps, args.warmup, train)
-        print(f"{label}_tokens_per_s_baseline: {tokens / secs['baseline']:.1f}")
-        print(f"{label}_tokens_per_s_hybrid: {tokens / secs['hybrid']:.1f}")
-        print(f"{label}_speedup: {secs['baseline'] / secs['hybrid']:.4f}")
+        print(f"cpu_fp32_{label}_tokens_per_s_baseline: {tokens / secs['baseline']:.1f}")
+        print(f"cpu_fp32_{label}_tokens_per_s_hybrid: {tokens / secs['hybrid']:.1f}")
+        print(f"cpu_fp32_{label}_speedup: {secs['baseline'] / secs['hybrid']:.4f}")
         gc.collect()
 
 

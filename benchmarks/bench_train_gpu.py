@@ -1,102 +1,151 @@
-"""GPU training throughput and MFU: extrapolated hybrids vs the Llama-style baseline (bf16, one GPU).
+"""Training throughput and MFU through ``composer-automl train``'s own path: hybrid vs Llama-style baseline.
 
-    python benchmarks/bench_train_gpu.py [--quick] [--seq-len 2048] [--micro-batch 8] [--steps 20]
+    python benchmarks/bench_train_gpu.py [--quick] [--seq-len 2048] [--micro-batch 8] [--steps 10]
+    python benchmarks/bench_train_gpu.py --accelerator cpu --smoke    # the same code on CPU, tiny models
 
-For each size (350M, 1B) the paper's ``2A+4M`` pattern is stacked to the
-baseline's parameter count (``composer_automl.extrapolate.fit_depth``) and
-both are trained with the real tensor-parallel stack (megatron-core GPTModel,
-TP=1, Lightning-free loop: forward, backward, AdamW step) under bf16 autocast.
-Prints ``name: value`` lines: tokens/s, MFU (flops_per_token × tokens/s / peak)
-and the hybrid/baseline throughput ratio at matched parameters. Without a CUDA
-device it prints a "skipped" line and exits 0.
+For each size (350M, 1B) the paper's ``2A+4M`` pattern is stacked to the baseline's
+parameter count (``composer_automl.extrapolate.fit_depth``; the 1B baseline is Llama 3.2
+1B) and both are trained by the real ``train`` code: ``plan`` → Lightning ``Trainer`` with
+``MegatronDDPStrategy`` (TP=1, one device), bf16-mixed on GPU, on a synthetic megatron
+indexed dataset read in place, once per kernel choice: ``local`` (unfused), ``local+fused``
+(``parallel.fusions``) and ``te`` (``parallel.impl=te``, when Transformer Engine imports).
+Each run trains ``2 × --steps`` optimizer steps; the figures are the second window's
+``perf/tokens_per_s`` and ``perf/mfu`` as the run logs them (the first window holds the
+warm-up: allocator, autotuning, compilation of fused kernels). Ratios compare figures of
+this run only. Without a CUDA device (and ``--accelerator gpu``) it prints ``skipped`` and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
+import tempfile
+from pathlib import Path
+
+import lightning as L
 
 
-def measure(spec, seq_len: int, micro_batch: int, steps: int, warmup: int) -> float:
-    """Training tokens/s of ``spec`` on the current GPU (TP=1)."""
+def write_tokens(prefix: Path, vocab_size: int, n_tokens: int) -> None:
+    """A megatron indexed dataset of random ids in 4096-token documents (what the trainer reads in place)."""
+    import numpy as np
     import torch
+    from megatron.core.datasets.indexed_dataset import DType, IndexedDatasetBuilder
 
-    from composer_automl.lightning_module import OptimConfig, build_optimizer
-    from composer_automl.parallel import build_parallel_model
-    from composer_automl.train.module import masked_mean_loss
-
-    model = build_parallel_model(spec, tp=1).cuda()
-    optimizer, _ = build_optimizer(model, OptimConfig(max_steps=steps + warmup))
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    tokens = torch.randint(0, spec.vocab_size, (micro_batch, seq_len + 1), device="cuda", generator=gen)
-    inputs, targets = tokens[:, :-1], tokens[:, 1:]
-    for step in range(warmup + steps):
-        if step == warmup:
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = masked_mean_loss(model, inputs, targets)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
-    del model, optimizer
-    torch.cuda.empty_cache()
-    return steps * micro_batch * seq_len / elapsed
+    rng = np.random.default_rng(0)
+    builder = IndexedDatasetBuilder(f"{prefix}.bin", dtype=DType.optimal_dtype(vocab_size))
+    for start in range(0, n_tokens, 4096):
+        doc = rng.integers(0, vocab_size, min(4096, n_tokens - start))
+        builder.add_document(torch.from_numpy(doc), [len(doc)])
+    builder.finalize(f"{prefix}.idx")
 
 
-def main() -> None:
+class LastWindow(L.Callback):
+    """Keeps the last logged ``perf/*`` figures of a run."""
+
+    def __init__(self):
+        self.figures: dict[str, float] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        for key in ("perf/tokens_per_s", "perf/mfu"):
+            if key in trainer.callback_metrics:
+                self.figures[key] = float(trainer.callback_metrics[key])
+
+
+def train_figures(spec_file: Path, data: Path, out: Path, kernels: str, args) -> dict[str, float]:
+    """tokens/s and MFU of the second ``--steps`` window of one ``composer-automl train`` run."""
+    from composer_automl.config import to_dataclass
+    from composer_automl.train.command import plan, train
+    from composer_automl.train.config import TrainConfig
+
+    impl, fused = kernels.split("+")[0], kernels.endswith("+fused")
+    config = to_dataclass(TrainConfig, {
+        "model": str(spec_file), "out_dir": str(out), "data": {"path": str(data)},
+        "trainer": {"accelerator": args.accelerator, "devices": 1, "max_steps": 2 * args.steps,
+                    "micro_batch_size": args.micro_batch, "seq_len": args.seq_len, "log_every": args.steps,
+                    "val_every": 0, "ckpt_every": 0},
+        "parallel": {"tp": 1, "impl": impl, "fusions": fused},
+        "optim": {"warmup_steps": 1, "max_steps": 2 * args.steps},
+    }, "train")
+    window = LastWindow()
+    train(plan(config), callbacks=[window])
+    return window.figures
+
+
+def kernel_choices(accelerator: str) -> list[str]:
+    from composer_automl.parallel.kernels import transformer_engine_error
+
+    if accelerator == "cpu":
+        return ["local"]  # CPU runs never fuse
+    return ["local", "local+fused"] + ([] if transformer_engine_error() else ["te"])
+
+
+def model_pairs(args) -> list[tuple[str, object, object]]:
+    """(size, baseline spec, hybrid spec) at matched parameters, max_seq_len ≥ ``--seq-len``."""
+    from composer_automl.extrapolate.fit import fit_depth
+    from composer_automl.patterns import Pattern
+    from composer_automl.presets import get_preset
+
+    if args.smoke:
+        tiny = get_preset("tiny").replace(max_seq_len=max(args.seq_len, 256))
+        return [("tiny", tiny, tiny.replace(pattern=Pattern.parse("AMMAMM")))]
+    pairs = []
+    for size in ("350M",) if args.quick else ("350M", "1B"):
+        seq = max(args.seq_len, 2048)
+        baseline = get_preset("llama3.2-1B" if size == "1B" else size).replace(max_seq_len=seq)
+        hybrid = fit_depth(Pattern.parse("2A+4M"), size, "stack").spec.replace(max_seq_len=seq)
+        pairs.append((size, baseline, hybrid))
+    return pairs
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="350M only, fewer steps")
+    parser.add_argument("--quick", action="store_true", help="350M only")
+    parser.add_argument("--smoke", action="store_true", help="tiny models: check the path, not a speed figure")
+    parser.add_argument("--accelerator", choices=("gpu", "cpu"), default="gpu")
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--micro-batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10, help="steps per window (the run trains two windows)")
     args = parser.parse_args()
 
     import torch
 
-    if not torch.cuda.is_available():
-        print("no CUDA device: skipped")
-        return
-
-    import torch.distributed as dist
-
-    from composer_automl.extrapolate.fit import fit_depth
-    from composer_automl.parallel.state import init_model_parallel
-    from composer_automl.patterns import Pattern
-    from composer_automl.presets import get_preset
+    if args.accelerator == "gpu" and not torch.cuda.is_available():
+        print("skipped: no CUDA device (bench_train_gpu measures bf16 training on a GPU)")
+        return 0
+    from composer_automl.quiet import quiet_lightning
     from composer_automl.throughput import device_peak_flops
 
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29511")
-    os.environ.setdefault("CUDA_DEVICE_MAX_CONNECTIONS", "1")
-    dist.init_process_group("nccl", rank=0, world_size=1)
-    torch.cuda.set_device(0)
-    init_model_parallel(tp=1)
-    name = torch.cuda.get_device_name(0)
-    peak = device_peak_flops(torch.device("cuda", 0), "bf16-mixed")  # Lightning's device table
-    print(f"device: {name}")
-    print(f"peak_bf16_tflops: {peak / 1e12 if peak else 'unknown'}")
-    steps = 8 if args.quick else args.steps
-    sizes = ("350M",) if args.quick else ("350M", "1B")
-    for size in sizes:
-        hybrid = fit_depth(Pattern.parse("2A+4M"), size, "stack").spec.replace(max_seq_len=max(args.seq_len, 2048))
-        baseline = (get_preset("llama3.2-1B") if size == "1B" else get_preset(size)).replace(max_seq_len=max(args.seq_len, 2048))
-        results = {}
-        for label, spec in (("baseline", baseline), ("hybrid", hybrid)):
-            tps = measure(spec, args.seq_len, args.micro_batch, steps, args.warmup)
-            mfu = spec.flops_per_token(args.seq_len) * tps / peak if peak else float("nan")
-            results[label] = tps
-            print(f"{size}_{label}_pattern: {spec.pattern.run_length()}")
-            print(f"{size}_{label}_params_m: {spec.num_params() / 1e6:.1f}")
-            print(f"{size}_{label}_tokens_per_s: {tps:.0f}")
-            print(f"{size}_{label}_mfu: {mfu:.3f}")
-        print(f"{size}_hybrid_vs_baseline_throughput: {results['hybrid'] / results['baseline']:.3f}")
-    dist.destroy_process_group()
+    device = torch.cuda.get_device_name(0) if args.accelerator == "gpu" else "cpu"
+    dtype = "bf16-mixed" if args.accelerator == "gpu" else "fp32"
+    if args.accelerator == "gpu":
+        peak = device_peak_flops(torch.device("cuda", 0), "bf16-mixed")
+        print(f"peak_bf16_tflops: {peak / 1e12 if peak else float('nan'):.1f}")
+    print(f"# device: {device}, {dtype}, TP=1, micro-batch {args.micro_batch} × seq_len {args.seq_len}, "
+          f"{args.steps} measured steps after {args.steps} warm-up steps, composer-automl train's Lightning path")
+    kernels = kernel_choices(args.accelerator)
+    with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
+        tmp = Path(tmp)
+        for size, baseline, hybrid in model_pairs(args):
+            figures: dict[str, dict[str, float]] = {}
+            for label, spec in (("baseline", baseline), ("hybrid", hybrid)):
+                spec_file, data = tmp / f"{size}-{label}.yaml", tmp / f"{size}-{label}-tokens"
+                spec.save_yaml(spec_file)
+                write_tokens(data, spec.vocab_size, 2 * args.steps * args.micro_batch * (args.seq_len + 1) + 4096)
+                print(f"{size}_{label}_pattern: {spec.pattern.run_length()}")
+                print(f"{size}_{label}_params_m: {spec.num_params() / 1e6:.1f}")
+                for choice in kernels:
+                    got = train_figures(spec_file, data, tmp / f"{size}-{label}-{choice}", choice, args)
+                    figures[f"{label}[{choice}]"] = got
+                    print(f"{size}_{label}_tokens_per_s[{choice}]: {got['perf/tokens_per_s']:.0f}")
+                    print(f"{size}_{label}_mfu[{choice}]: {got.get('perf/mfu', float('nan')):.3f}")
+            for choice in kernels:
+                ratio = figures[f"hybrid[{choice}]"]["perf/tokens_per_s"] / figures[f"baseline[{choice}]"]["perf/tokens_per_s"]
+                print(f"{size}_hybrid_vs_baseline_throughput[{choice}]: {ratio:.3f}")
+            for choice in kernels[1:]:
+                for label in ("baseline", "hybrid"):
+                    ratio = figures[f"{label}[{choice}]"]["perf/tokens_per_s"] / figures[f"{label}[local]"]["perf/tokens_per_s"]
+                    print(f"{size}_{label}_{choice}_over_local: {ratio:.3f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Reads a (sharded, any-TP) training checkpoint at TP=1 in this one process —
 megatron ``dist_checkpointing`` reassembles the global tensors — maps the
 megatron weights to HybridLM names and layout
 (:func:`composer_automl.parallel.weights.parallel_to_hybrid`) and writes
-``model.safetensors`` + ``model.yaml`` into a new folder (written under a
+``model.safetensors`` + ``model.yaml`` into a new folder. A checkpoint of Transformer
+Engine layers (``parallel.impl=te``) is read into local layers under its own weight
+names, so exporting needs neither Transformer Engine nor a GPU (written under a
 temporary name, then renamed: no half-written export). Optimizer state is not exported.
 """
 
@@ -54,6 +56,7 @@ def export(config: ExportConfig) -> Path:
     from composer_automl.parallel import build_parallel_model, parallel_to_hybrid
     from composer_automl.parallel import state
     from composer_automl.parallel.checkpoint import model_sharded_state
+    from composer_automl.parallel.weights import impl_renames
     from composer_automl.spec import ModelSpec
 
     meta = check(config)
@@ -66,7 +69,9 @@ def export(config: ExportConfig) -> Path:
         model = build_parallel_model(spec, 1, on_cpu=True)
         from megatron.core import dist_checkpointing
 
-        loaded = dist_checkpointing.load({"state_dict": model_sharded_state(model)}, str(config.ckpt))["state_dict"]
+        renames = impl_renames(spec, meta.get("impl", "local"))  # a te checkpoint read into local layers, on CPU
+        template = {"state_dict": model_sharded_state(model, renames)}
+        loaded = dist_checkpointing.load(template, str(config.ckpt))["state_dict"]
         weights = {k: v.contiguous() for k, v in parallel_to_hybrid([loaded], spec).items()}
     finally:
         state.destroy_model_parallel()

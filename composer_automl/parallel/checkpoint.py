@@ -22,7 +22,7 @@ stream and is refused.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +60,11 @@ class Layout:
                 f"grad_accum {self.grad_accum} × DP {self.dp}, seq_len {self.seq_len}")
 
 
-def write_meta(folder: str | Path, spec: ModelSpec, layout: Layout, step: int) -> None:
-    """Mark ``folder`` complete (atomic rename)."""
+def write_meta(folder: str | Path, spec: ModelSpec, layout: Layout, step: int, impl: str = "local") -> None:
+    """Mark ``folder`` complete (atomic rename); ``impl`` is the layer implementation the weights are named by."""
     meta = {"step": step, "consumed_samples": step * layout.global_batch, **asdict(layout),
-            "global_batch": layout.global_batch, "model": spec.to_dict(), "format": "megatron-dist-checkpoint"}
+            "global_batch": layout.global_batch, "model": spec.to_dict(), "impl": impl,
+            "format": "megatron-dist-checkpoint"}
     atomic_write_text(Path(folder) / META, json.dumps(meta, indent=1))
 
 
@@ -82,11 +83,17 @@ def read_meta(folder: str | Path, what: str = "resume") -> dict:
     return meta
 
 
-def check_checkpoint(folder: str | Path, spec: ModelSpec, layout: Layout) -> dict:
-    """Return the checkpoint's meta; ConfigError unless it is complete, of ``spec``, and ``layout``
-    reads the same data stream (same global batch and sequence length; TP, DP, micro-batch and
-    accumulation may differ)."""
+def check_checkpoint(folder: str | Path, spec: ModelSpec, layout: Layout, impl: str = "local") -> dict:
+    """Return the checkpoint's meta; ConfigError unless it is complete, of ``spec`` and layer
+    implementation ``impl``, and ``layout`` reads the same data stream (same global batch and
+    sequence length; TP, DP, micro-batch and accumulation may differ)."""
     meta = read_meta(folder)
+    saved_impl = meta.get("impl", "local")
+    if saved_impl != impl:
+        raise ConfigError(
+            f"resume={str(folder)!r} was saved with parallel.impl={saved_impl}, this run has parallel.impl={impl}; "
+            f"their layers name the norm weights differently: resume with parallel.impl={saved_impl}"
+        )
     if meta["model"] != spec.to_dict():
         diff = sorted(k for k in set(meta["model"]) | set(spec.to_dict()) if meta["model"].get(k) != spec.to_dict().get(k))
         raise ConfigError(
@@ -112,10 +119,15 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
 # --- sharded state ---------------------------------------------------------------------------
 
 
-def model_sharded_state(model: torch.nn.Module) -> dict[str, Any]:
-    """Parameter name → megatron ShardedTensor (or factory) of this rank's shard (``_extra_state`` dropped)."""
+def model_sharded_state(model: torch.nn.Module, renames: dict[str, str] | None = None) -> dict[str, Any]:
+    """Parameter name → megatron ShardedTensor (or factory) of this rank's shard (``_extra_state`` dropped);
+    ``renames`` (parameter name → name in the checkpoint) reads weights saved by another layer
+    implementation (:func:`composer_automl.parallel.weights.impl_renames`)."""
     sharded = model.sharded_state_dict(metadata=dict(SHARDING))
-    return {name: value for name, value in sharded.items() if not name.endswith("_extra_state")}
+    sharded = {name: value for name, value in sharded.items() if not name.endswith("_extra_state")}
+    for name, saved in (renames or {}).items():
+        sharded[name] = replace(sharded[name], key=sharded[name].key.removesuffix(name) + saved)
+    return sharded
 
 
 def optimizer_sharded_state(model: torch.nn.Module, model_sharded: dict[str, Any],

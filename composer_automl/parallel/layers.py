@@ -5,6 +5,11 @@ identities; an ``M`` entry is the same layer with its attention half replaced.
 (This is how megatron's own hybrid stacks skip halves.) The attention core is
 :class:`SDPACoreAttention`: PyTorch's fused scaled-dot-product attention (flash
 kernels on GPU, no CUDA-only buffers on CPU) in megatron's core-attention slot.
+
+With ``impl="te"`` (see :mod:`composer_automl.parallel.kernels`) the same layers are
+built from Transformer Engine modules, as megatron's own TE GPT spec does: the
+RMSNorm moves into the following linear layer (``TELayerNormColumnParallelLinear``)
+and attention is TE's fused ``TEDotProductAttention``.
 """
 
 from __future__ import annotations
@@ -53,19 +58,27 @@ class SDPACoreAttention(MegatronModule):
         return out.permute(2, 0, 1, 3).reshape(s, b, -1)
 
 
-def attention_layer_spec() -> ModuleSpec:
+def transformer_engine_modules():
+    """megatron's Transformer Engine wrappers module (import deferred: TE is optional and CUDA-only)."""
+    from megatron.core.extensions import transformer_engine
+
+    return transformer_engine
+
+
+def attention_layer_spec(impl: str = "local") -> ModuleSpec:
     """Pre-norm self-attention residual layer; the MLP half is an identity."""
+    te = transformer_engine_modules() if impl == "te" else None
     return ModuleSpec(
         module=TransformerLayer,
         submodules=TransformerLayerSubmodules(
-            input_layernorm=WrappedTorchNorm,
+            input_layernorm=IdentityOp if te else WrappedTorchNorm,  # TE: the norm is inside linear_qkv
             self_attention=ModuleSpec(
                 module=SelfAttention,
                 params={"attn_mask_type": AttnMaskType.causal},
                 submodules=SelfAttentionSubmodules(
-                    linear_qkv=ColumnParallelLinear,
-                    core_attention=SDPACoreAttention,
-                    linear_proj=RowParallelLinear,
+                    linear_qkv=te.TELayerNormColumnParallelLinear if te else ColumnParallelLinear,
+                    core_attention=te.TEDotProductAttention if te else SDPACoreAttention,
+                    linear_proj=te.TERowParallelLinear if te else RowParallelLinear,
                     q_layernorm=IdentityOp,
                     k_layernorm=IdentityOp,
                 ),
@@ -78,18 +91,22 @@ def attention_layer_spec() -> ModuleSpec:
     )
 
 
-def mlp_layer_spec() -> ModuleSpec:
+def mlp_layer_spec(impl: str = "local") -> ModuleSpec:
     """Pre-norm SwiGLU residual layer; the attention half is an identity."""
+    te = transformer_engine_modules() if impl == "te" else None
     return ModuleSpec(
         module=TransformerLayer,
         submodules=TransformerLayerSubmodules(
             input_layernorm=IdentityOp,
             self_attention=IdentityOp,
             self_attn_bda=IdentityFuncOp,
-            pre_mlp_layernorm=WrappedTorchNorm,
+            pre_mlp_layernorm=IdentityOp if te else WrappedTorchNorm,  # TE: the norm is inside linear_fc1
             mlp=ModuleSpec(
                 module=MLP,
-                submodules=MLPSubmodules(linear_fc1=ColumnParallelLinear, linear_fc2=RowParallelLinear),
+                submodules=MLPSubmodules(
+                    linear_fc1=te.TELayerNormColumnParallelLinear if te else ColumnParallelLinear,
+                    linear_fc2=te.TERowParallelLinear if te else RowParallelLinear,
+                ),
             ),
             mlp_bda=get_bias_dropout_add,
         ),
@@ -100,10 +117,11 @@ LAYER_SPECS = {"A": attention_layer_spec, "M": mlp_layer_spec}
 """Layer-kind symbol → megatron layer spec factory (keys follow ``composer_automl.model.MIXERS``)."""
 
 
-def block_spec(pattern: Pattern) -> TransformerBlockSubmodules:
-    """A ``TransformerBlock`` spec with one layer spec per pattern entry."""
+def block_spec(pattern: Pattern, impl: str = "local") -> TransformerBlockSubmodules:
+    """A ``TransformerBlock`` spec with one layer spec per pattern entry (``impl``: ``local`` or ``te``)."""
     missing = sorted(set(pattern) - set(LAYER_SPECS))
     if missing:
         raise ValueError(f"no megatron layer spec for layer kind(s) {missing}; have {sorted(LAYER_SPECS)}")
-    return TransformerBlockSubmodules(layer_specs=[LAYER_SPECS[kind]() for kind in pattern],
-                                      layer_norm=WrappedTorchNorm)
+    final_norm = transformer_engine_modules().TENorm if impl == "te" else WrappedTorchNorm
+    return TransformerBlockSubmodules(layer_specs=[LAYER_SPECS[kind](impl) for kind in pattern],
+                                      layer_norm=final_norm)

@@ -19,6 +19,7 @@ from megatron.core.transformer.transformer_config import TransformerConfig
 
 from composer_automl.config import ConfigError
 from composer_automl.model import INIT_STD
+from composer_automl.parallel.kernels import Kernels
 from composer_automl.parallel.layers import block_spec
 from composer_automl.spec import ModelSpec
 
@@ -48,8 +49,9 @@ def check_layout(spec: ModelSpec, tp: int, world_size: int | None = None) -> Non
         )
 
 
-def transformer_config(spec: ModelSpec, tp: int, on_cpu: bool) -> TransformerConfig:
-    """megatron ``TransformerConfig`` matching ``spec`` (fp32 params; bf16 comes from autocast)."""
+def transformer_config(spec: ModelSpec, tp: int, on_cpu: bool, kernels: Kernels = Kernels()) -> TransformerConfig:
+    """megatron ``TransformerConfig`` matching ``spec`` (fp32 params; bf16 comes from autocast), with the fused
+    kernels ``kernels`` selects (none by default)."""
     return TransformerConfig(
         num_layers=spec.n_layers,
         hidden_size=spec.d_model,
@@ -64,11 +66,7 @@ def transformer_config(spec: ModelSpec, tp: int, on_cpu: bool) -> TransformerCon
         add_bias_linear=False,
         hidden_dropout=0.0,
         attention_dropout=0.0,
-        bias_activation_fusion=False,
-        bias_dropout_fusion=False,
-        masked_softmax_fusion=False,
-        apply_rope_fusion=False,
-        persist_layer_norm=False,
+        **kernels.config_flags(),
         tensor_model_parallel_size=tp,
         pipeline_model_parallel_size=1,
         use_cpu_initialization=on_cpu,
@@ -78,8 +76,10 @@ def transformer_config(spec: ModelSpec, tp: int, on_cpu: bool) -> TransformerCon
     )
 
 
-def build_parallel_model(spec: ModelSpec, tp: int, on_cpu: bool | None = None) -> GPTModel:
-    """This rank's shard of the tensor-parallel model for ``spec``.
+def build_parallel_model(spec: ModelSpec, tp: int, on_cpu: bool | None = None,
+                         kernels: Kernels = Kernels()) -> GPTModel:
+    """This rank's shard of the tensor-parallel model for ``spec``, built from ``kernels``' layer
+    implementation with its fused kernels (default: local layers, no fusions).
 
     Needs ``parallel_state.initialize_model_parallel(tp, 1)`` to have run (see
     :mod:`composer_automl.parallel.state`). ``forward(input_ids, None, None,
@@ -94,8 +94,8 @@ def build_parallel_model(spec: ModelSpec, tp: int, on_cpu: bool | None = None) -
         )
     on_cpu = not torch.cuda.is_available() if on_cpu is None else on_cpu
     return GPTModel(
-        config=transformer_config(spec, tp, on_cpu),
-        transformer_layer_spec=block_spec(spec.pattern),
+        config=transformer_config(spec, tp, on_cpu, kernels),
+        transformer_layer_spec=block_spec(spec.pattern, kernels.impl),
         vocab_size=spec.vocab_size,
         max_sequence_length=spec.max_seq_len,
         share_embeddings_and_output_weights=spec.tie_embeddings,

@@ -30,9 +30,9 @@ class MegatronDDPStrategy(DDPStrategy):
     strategy_name = "megatron_ddp"
 
     def __init__(self, tp: int = 1, seed: int = 0, layout: checkpoint.Layout | None = None,
-                 on_cpu: bool | None = None, **ddp_kwargs: Any):
+                 on_cpu: bool | None = None, impl: str = "local", **ddp_kwargs: Any):
         super().__init__(**ddp_kwargs)
-        self.tp, self.seed = tp, seed
+        self.tp, self.seed, self.impl = tp, seed, impl
         self.on_cpu = on_cpu
         """The run is on CPU (``trainer.accelerator=cpu``) even if CUDA exists; None = the root device decides."""
         self.layout = layout
@@ -70,13 +70,13 @@ class MegatronDDPStrategy(DDPStrategy):
         if self.is_global_zero:
             if self.layout is None:
                 raise RuntimeError("MegatronDDPStrategy(layout=...) is needed to write checkpoints")
-            checkpoint.write_meta(folder, module.spec, self.layout, checkpoint_dict["global_step"])
+            checkpoint.write_meta(folder, module.spec, self.layout, checkpoint_dict["global_step"], self.impl)
         self.barrier("megatron_ddp.save_checkpoint.meta")
 
     def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
         """Read the checkpoint resharded to this run's TP/DP layout (every rank; collective)."""
         if self.layout is not None:
-            checkpoint.check_checkpoint(checkpoint_path, self.lightning_module.spec, self.layout)
+            checkpoint.check_checkpoint(checkpoint_path, self.lightning_module.spec, self.layout, self.impl)
         return checkpoint.load(checkpoint_path, self.lightning_module.model)
 
     def load_model_state_dict(self, checkpoint_dict, strict: bool = True) -> None:

@@ -10,6 +10,8 @@ Two layout differences matter, besides the names:
 
 Everything here works on plain state dicts: ``hybrid_to_parallel`` gives one
 rank's shard, ``parallel_to_hybrid`` rebuilds the HybridLM weights from all shards.
+With Transformer Engine layers (``impl="te"``) each RMSNorm weight lives in the linear
+layer it feeds (``linear_qkv.layer_norm_weight``, ``linear_fc1.layer_norm_weight``).
 """
 
 from __future__ import annotations
@@ -27,23 +29,34 @@ ROW_PARALLEL = ("linear_proj.weight", "linear_fc2.weight")
 """Megatron weights split along columns (input features) across TP ranks."""
 
 
-def hybrid_names(spec: ModelSpec) -> dict[str, str]:
-    """Megatron parameter name → HybridLM parameter name, for every weight of ``spec``."""
+def hybrid_names(spec: ModelSpec, impl: str = "local") -> dict[str, str]:
+    """Megatron parameter name → HybridLM parameter name, for every weight of ``spec`` (``impl``: the
+    parallel model's layer implementation, ``local`` or ``te``)."""
+    te = impl == "te"
     names = {"embedding.word_embeddings.weight": "embed.weight",
              "decoder.final_layernorm.weight": "final_norm.weight"}
     for i, kind in enumerate(spec.pattern):
         ours, theirs = f"layers.{i}", f"decoder.layers.{i}"
         if kind == "A":
-            names[f"{theirs}.input_layernorm.weight"] = f"{ours}.norm.weight"
+            norm = "self_attention.linear_qkv.layer_norm_weight" if te else "input_layernorm.weight"
+            names[f"{theirs}.{norm}"] = f"{ours}.norm.weight"
             names[f"{theirs}.self_attention.linear_qkv.weight"] = f"{ours}.mixer.qkv_proj.weight"
             names[f"{theirs}.self_attention.linear_proj.weight"] = f"{ours}.mixer.out_proj.weight"
         else:
-            names[f"{theirs}.pre_mlp_layernorm.weight"] = f"{ours}.norm.weight"
+            norm = "mlp.linear_fc1.layer_norm_weight" if te else "pre_mlp_layernorm.weight"
+            names[f"{theirs}.{norm}"] = f"{ours}.norm.weight"
             names[f"{theirs}.mlp.linear_fc1.weight"] = f"{ours}.mixer.gate_up_proj.weight"
             names[f"{theirs}.mlp.linear_fc2.weight"] = f"{ours}.mixer.down_proj.weight"
     if not spec.tie_embeddings:
         names["output_layer.weight"] = "lm_head.weight"
     return names
+
+
+def impl_renames(spec: ModelSpec, impl: str) -> dict[str, str]:
+    """Parameter name in the ``local`` model → its name in an ``impl`` model, where they differ."""
+    local = {ours: theirs for theirs, ours in hybrid_names(spec).items()}
+    other = {ours: theirs for theirs, ours in hybrid_names(spec, impl).items()}
+    return {local[name]: other[name] for name in local if local[name] != other[name]}
 
 
 def _interleave_qkv(qkv: Tensor, spec: ModelSpec) -> Tensor:
@@ -85,10 +98,10 @@ def _unshard(name: str, shards: list[Tensor]) -> Tensor:
     return shards[0]
 
 
-def hybrid_to_parallel(hybrid: StateDict, spec: ModelSpec, tp: int, rank: int) -> StateDict:
+def hybrid_to_parallel(hybrid: StateDict, spec: ModelSpec, tp: int, rank: int, impl: str = "local") -> StateDict:
     """TP rank ``rank``'s megatron state dict (weights only) from a HybridLM state dict."""
     out = {}
-    for theirs, ours in hybrid_names(spec).items():
+    for theirs, ours in hybrid_names(spec, impl).items():
         full = hybrid[ours].detach()
         if theirs.endswith("linear_qkv.weight"):
             full = _interleave_qkv(full, spec)
@@ -96,10 +109,10 @@ def hybrid_to_parallel(hybrid: StateDict, spec: ModelSpec, tp: int, rank: int) -
     return out
 
 
-def parallel_to_hybrid(shards: list[StateDict], spec: ModelSpec) -> StateDict:
+def parallel_to_hybrid(shards: list[StateDict], spec: ModelSpec, impl: str = "local") -> StateDict:
     """HybridLM state dict from every TP rank's megatron state dict (in rank order)."""
     out = {}
-    for theirs, ours in hybrid_names(spec).items():
+    for theirs, ours in hybrid_names(spec, impl).items():
         full = _unshard(theirs, [s[theirs].detach() for s in shards])
         if theirs.endswith("linear_qkv.weight"):
             full = _deinterleave_qkv(full, spec)
@@ -107,20 +120,20 @@ def parallel_to_hybrid(shards: list[StateDict], spec: ModelSpec) -> StateDict:
     return out
 
 
-def load_hybrid_weights(model: torch.nn.Module, hybrid: StateDict, spec: ModelSpec) -> None:
+def load_hybrid_weights(model: torch.nn.Module, hybrid: StateDict, spec: ModelSpec, impl: str = "local") -> None:
     """Copy HybridLM weights into this rank's shard of the parallel model (in place)."""
     from megatron.core import parallel_state
 
     tp = parallel_state.get_tensor_model_parallel_world_size()
     rank = parallel_state.get_tensor_model_parallel_rank()
-    local = hybrid_to_parallel(hybrid, spec, tp, rank)
+    local = hybrid_to_parallel(hybrid, spec, tp, rank, impl)
     missing, unexpected = model.load_state_dict(local, strict=False)
     missing = [k for k in missing if not k.endswith("_extra_state")]
     if missing or unexpected:
         raise RuntimeError(f"weight mapping mismatch: missing {missing}, unexpected {unexpected}")
 
 
-def gather_to_hybrid(local: StateDict, spec: ModelSpec) -> StateDict:
+def gather_to_hybrid(local: StateDict, spec: ModelSpec, impl: str = "local") -> StateDict:
     """All-gather this rank's megatron-named tensors over the TP group; return them in HybridLM layout.
 
     Works for weights (``model.state_dict()``) and equally for gradients
@@ -129,8 +142,8 @@ def gather_to_hybrid(local: StateDict, spec: ModelSpec) -> StateDict:
     import torch.distributed as dist
     from megatron.core import parallel_state
 
-    names = hybrid_names(spec)
+    names = hybrid_names(spec, impl)
     local = {k: v.detach().cpu() for k, v in local.items() if k in names}
     shards: list[StateDict] = [{} for _ in range(parallel_state.get_tensor_model_parallel_world_size())]
     dist.all_gather_object(shards, local, group=parallel_state.get_tensor_model_parallel_group())
-    return parallel_to_hybrid(shards, spec)
+    return parallel_to_hybrid(shards, spec, impl)

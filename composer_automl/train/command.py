@@ -16,7 +16,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from omegaconf import DictConfig
 
@@ -27,6 +27,9 @@ from composer_automl.devices import resolve as resolve_device
 from composer_automl.presets import PRESETS, get_preset
 from composer_automl.spec import ModelSpec, SpecError
 from composer_automl.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from composer_automl.parallel.kernels import Kernels
 
 LAUNCH_ENV = ("LOCAL_RANK", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID")
 """Variables showing that a launcher (torchrun, srun, Lightning's own) already started every process."""
@@ -40,6 +43,7 @@ class Plan:
     spec: ModelSpec
     resume: Path | None
     device: Device
+    kernels: Kernels
     consumed_samples: int = 0
     """Training samples the resumed checkpoint had consumed (0 for a new run): where the data stream continues."""
 
@@ -59,6 +63,7 @@ def load_spec(model: str) -> ModelSpec:
 def plan(config: TrainConfig) -> Plan:
     """Validate the whole run up front; every bad input is one ConfigError."""
     from composer_automl.parallel import checkpoint
+    from composer_automl.parallel.kernels import select_kernels
     from composer_automl.parallel.model import check_layout
     from composer_automl.train.data import check_dataset
 
@@ -69,6 +74,7 @@ def plan(config: TrainConfig) -> Plan:
         raise ConfigError(f"trainer.seq_len={trainer.seq_len} exceeds model max_seq_len={spec.max_seq_len}")
     check_dataset(config.data.path, spec.vocab_size, config.data.valid_path, validate=trainer.val_every > 0)
     device = resolve_device(trainer.accelerator, trainer.precision, "trainer", trainer.devices)
+    kernels = select_kernels(config.parallel.impl, config.parallel.fusions, on_cpu=device.accelerator == "cpu")
     resume = None
     if config.resume == "latest":
         resume = checkpoint.latest_checkpoint(Path(config.out_dir) / "checkpoints")
@@ -76,8 +82,8 @@ def plan(config: TrainConfig) -> Plan:
         resume = Path(config.resume)
     consumed = 0
     if resume is not None:
-        consumed = checkpoint.check_checkpoint(resume, spec, layout(config))["consumed_samples"]
-    return Plan(config, spec, resume, device, consumed)
+        consumed = checkpoint.check_checkpoint(resume, spec, layout(config), kernels.impl)["consumed_samples"]
+    return Plan(config, spec, resume, device, kernels, consumed)
 
 
 def layout(config: TrainConfig):
@@ -119,7 +125,7 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
         accelerator=p.device.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed, layout=layout(c), on_cpu=on_cpu),
+        strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed, layout=layout(c), on_cpu=on_cpu, impl=p.kernels.impl),
         precision=p.device.precision,
         max_steps=t.max_steps,
         accumulate_grad_batches=t.grad_accum,
@@ -136,7 +142,7 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
         enable_model_summary=False,
         deterministic=p.device.deterministic,
     )
-    module = ParallelLMModule(p.spec, c.parallel.tp, c.optim, on_cpu=on_cpu)
+    module = ParallelLMModule(p.spec, c.parallel.tp, c.optim, on_cpu=on_cpu, kernels=p.kernels)
     train_prefix, valid_prefix = check_dataset(c.data.path, p.spec.vocab_size, c.data.valid_path, t.val_every > 0)
     data = WindowData(train_prefix, valid_prefix, t.seq_len, t.micro_batch_size, t.val_batches, c.seed,
                       p.consumed_samples)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from composer_automl import devices
-from composer_automl.config import ConfigError
+from composer_automl.config import ConfigError, choice
 from composer_automl.lightning_module import OptimConfig
 
 
@@ -74,6 +74,17 @@ class ParallelConfig:
 
     tp: int = 1
     """Tensor-parallel size: must divide heads, KV heads, ffn_hidden, vocab and the world size."""
+    impl: str = "local"
+    """Layer implementation: ``local`` (megatron-core layers, PyTorch SDPA/FlashAttention) or ``te``
+    (Transformer Engine layers and fused attention; CUDA, needs ``transformer_engine``)."""
+    fusions: bool = True
+    """GPU runs: megatron's fused SwiGLU and bias-dropout-add kernels (and fused RoPE with Transformer
+    Engine). CPU runs never fuse."""
+
+    def __post_init__(self) -> None:
+        from composer_automl.parallel.kernels import IMPLS
+
+        choice(self.impl, IMPLS, "parallel.impl")
 
 
 @dataclass

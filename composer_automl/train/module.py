@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import lightning as L
 import torch
 import torch.distributed as dist
 
 from composer_automl.lightning_module import IGNORE_INDEX, OptimConfig, build_optimizer
 from composer_automl.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from composer_automl.parallel.kernels import Kernels
 
 
 def masked_loss_sum(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,11 +70,15 @@ class ParallelLMModule(L.LightningModule):
     ``val/ppl = exp(val/loss)``, with no host sync per batch.
     """
 
-    def __init__(self, spec: ModelSpec, tp: int, optim: OptimConfig, on_cpu: bool | None = None):
+    def __init__(self, spec: ModelSpec, tp: int, optim: OptimConfig, on_cpu: bool | None = None,
+                 kernels: Kernels | None = None):
         super().__init__()
         self.spec, self.tp, self.optim = spec, tp, optim
         self.on_cpu = on_cpu
         """Build weights and RoPE buffers on CPU (``trainer.accelerator=cpu``); None = when no CUDA is visible."""
+        self.kernels = kernels
+        """Layer implementation and fused kernels (:func:`composer_automl.parallel.kernels.select_kernels`);
+        None = local layers, no fusions."""
         self.save_hyperparameters({"model": spec.to_dict(), "tp": tp, "optim": vars(optim)})
         self.model: torch.nn.Module | None = None
         self._step_loss: list[torch.Tensor] = []  # this optimizer step's micro-batch losses (on device)
@@ -77,9 +86,10 @@ class ParallelLMModule(L.LightningModule):
 
     def configure_model(self) -> None:
         from composer_automl.parallel import build_parallel_model
+        from composer_automl.parallel.kernels import Kernels
 
         if self.model is None:
-            self.model = build_parallel_model(self.spec, self.tp, on_cpu=self.on_cpu)
+            self.model = build_parallel_model(self.spec, self.tp, on_cpu=self.on_cpu, kernels=self.kernels or Kernels())
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, targets = batch

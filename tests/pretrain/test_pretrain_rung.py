@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -85,3 +88,44 @@ def test_rung_width_overrides_train_a_narrower_model(make_config, tmp_path):
     assert load_rung("pretrain-narrow").config.d_model == 64
     with pytest.raises(ConfigError, match="pretrain.d_model=0 must be a positive integer or null"):
         make_config(d_model=0)
+
+
+def test_master_prepares_the_corpus_once_and_trials_never_read_it(tmp_path):
+    """``prepare_inputs`` (what the search master runs before any trial) tokenizes once; afterwards the
+    corpus file's bytes are replaced by out-of-vocabulary ids with size and mtime kept, and trials still
+    run on the prepared folder: a trial finds its data by path/size/mtime without reading the corpus."""
+    source = tmp_path / "corpus.bin"
+    tokens = np.random.default_rng(0).integers(0, 256, 30_000).astype(np.uint16)
+    tokens[99::100] = 256
+    tokens.tofile(source)
+    rung = rung_from_mapping("p", {
+        "kind": "pretrain", "seq_len": 32, "batch_size": 8, "train_tokens": 2 * 8 * 32, "valid_tokens": 256,
+        "data": {"source": str(source), "cache_dir": str(tmp_path / "cache"), "progress": False}})
+    assert rung.prepare_inputs().startswith("corpus prepared at ")
+    assert rung.prepare_inputs().startswith("corpus cached at ")
+    before = source.stat()
+    np.full(30_000, 60_000, dtype=np.uint16).tofile(source)
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    result = rung(PATTERN, TEST_WIDTH, tmp_path / "trial", seed=0)
+    assert np.isfinite(result.loss)
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+@pytest.mark.slow  # Inductor compiles the forward and backward for the CPU: ~1 min on 2 cores
+@pytest.mark.timeout(600)
+def test_compiled_model_trains_to_the_eager_loss(make_config, tmp_path):
+    """pretrain.compile=true (torch.compile through the same run code, Inductor on CPU here) trains to the
+    eager run's held-out loss for the same seed."""
+    eager = evaluate(PATTERN, make_config(steps=4), TEST_WIDTH, tmp_path / "eager", seed=0)
+    compiled = evaluate(PATTERN, make_config(steps=4, compile=True), TEST_WIDTH, tmp_path / "compiled", seed=0)
+    assert compiled.loss == pytest.approx(eager.loss, rel=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.timeout(600)
+def test_compiled_bf16_run_on_cuda_matches_eager(make_config, tmp_path):
+    """On a GPU, bf16-mixed training with pretrain.compile=true reaches the eager bf16 held-out loss."""
+    gpu = dict(accelerator="gpu", precision="bf16-mixed", steps=8)
+    eager = evaluate(PATTERN, make_config(**gpu), TEST_WIDTH, tmp_path / "eager", seed=0)
+    compiled = evaluate(PATTERN, make_config(compile=True, **gpu), TEST_WIDTH, tmp_path / "compiled", seed=0)
+    assert compiled.loss == pytest.approx(eager.loss, rel=2e-2)

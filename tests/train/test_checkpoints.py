@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,60 @@ def test_resume_that_would_change_the_data_stream_is_refused(tp2_run, capsys):
         assert exit_info.value.code == 2 and err.count("error:") == 1, err
         assert "cannot continue the same data stream" in err and "global batch 4" in err, err
     assert not (root / "bad").exists()
+
+
+@pytest.mark.timeout(300)
+def test_resume_with_another_layer_implementation_is_refused(tp2_run, tmp_path, capsys):
+    """A checkpoint whose meta says parallel.impl=te (TE weight names) cannot be resumed by local layers:
+    one `error:` line naming both implementations, nothing written."""
+    root, data, model, _ = tp2_run
+    ckpt = tmp_path / "step_000003.ckpt"
+    shutil.copytree(root / "run" / "checkpoints" / "step_000003.ckpt", ckpt)
+    meta = json.loads((ckpt / "meta.json").read_text())
+    (ckpt / "meta.json").write_text(json.dumps({**meta, "impl": "te"}))
+    with pytest.raises(SystemExit) as exit_info:
+        train_main([f"data={data}", f"model={model}", f"out_dir={tmp_path / 'bad'}", f"resume={ckpt}",
+                    "trainer.accelerator=cpu", "trainer.seq_len=32", "trainer.micro_batch_size=4"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("error:") == 1, err
+    assert "was saved with parallel.impl=te, this run has parallel.impl=local" in err
+    assert not (tmp_path / "bad").exists()
+
+
+def save_under_te_names(folder: Path) -> dict:
+    """A TP=1 checkpoint whose weights are stored under Transformer Engine's names (what a
+    parallel.impl=te run writes for them), written in a one-process in-memory world; returns the
+    HybridLM weights it holds."""
+    import torch.distributed as dist
+    from megatron.core import dist_checkpointing
+
+    from composer_automl.parallel import build_parallel_model, parallel_to_hybrid, state
+    from composer_automl.parallel.checkpoint import Layout, _in_process_strategy, model_sharded_state, write_meta
+    from composer_automl.parallel.weights import impl_renames
+
+    spec = get_preset("tiny")
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    state.init_model_parallel(1, on_cpu=True)
+    try:
+        torch.manual_seed(3)
+        model = build_parallel_model(spec, 1, on_cpu=True)
+        sharded = model_sharded_state(model, impl_renames(spec, "te"))
+        dist_checkpointing.save({"state_dict": sharded}, str(folder), sharded_strategy=_in_process_strategy())
+        write_meta(folder, spec, Layout(tp=1, dp=1, micro_batch_size=1, grad_accum=1, seq_len=32), 1, impl="te")
+        return parallel_to_hybrid([model.state_dict()], spec)
+    finally:
+        state.destroy_model_parallel()
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(300)
+def test_export_reads_a_te_checkpoint_into_local_layers_on_cpu(tmp_path):
+    """A checkpoint of parallel.impl=te (norm weights under TE's names) exports on a CPU machine without
+    Transformer Engine: the exported HybridLM holds exactly the saved weights."""
+    folder = tmp_path / "step_000001.ckpt"
+    folder.mkdir()
+    saved = save_under_te_names(folder)
+    export_main([f"ckpt={folder}", f"out={tmp_path / 'exported'}"])
+    exported = load_hybrid(tmp_path / "exported").state_dict()
+    for name, tensor in saved.items():
+        assert torch.equal(exported[name], tensor), name

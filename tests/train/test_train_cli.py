@@ -78,6 +78,8 @@ def test_resume_from_checkpoint_continues_the_same_run(tmp_path, capsys):
         (["trainer.seq_len=4096"], "exceeds model max_seq_len=256"),
         (["trainer.precision=fp8"], "trainer.precision='fp8' is not allowed"),
         (["+trainer.bogus=1"], "train.trainer.bogus"),
+        (["parallel.impl=flash"], "parallel.impl='flash' is not allowed; choose one of ['local', 'te']"),
+        (["parallel.impl=te"], "parallel.impl=te runs on CUDA only"),
     ],
 )
 def test_bad_input_is_one_clear_error(tmp_path, capsys, override, message):
