@@ -37,7 +37,7 @@ class TokenWindows(Dataset):
         self.n_windows = max(0, (self.n_tokens - 1) // seq_len)
         """Windows available in the whole split."""
         self.indices = range(self.n_windows) if indices is None else indices
-        if len(self.indices) and not 0 <= min(self.indices) <= max(self.indices) < self.n_windows:
+        if indices is not None and len(indices) and not 0 <= min(indices) <= max(indices) < self.n_windows:
             raise IndexError(f"window indices must lie in [0, {self.n_windows}) for {prefix}")
 
     def __len__(self) -> int:
