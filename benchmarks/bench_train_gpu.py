@@ -18,17 +18,18 @@ this run only. Without a CUDA device (and ``--accelerator gpu``) it prints ``ski
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import tempfile
 from pathlib import Path
 
 import lightning as L
+import numpy as np
+import torch
 
 
 def write_tokens(prefix: Path, vocab_size: int, n_tokens: int) -> None:
     """A megatron indexed dataset of random ids in 4096-token documents (what the trainer reads in place)."""
-    import numpy as np
-    import torch
     from megatron.core.datasets.indexed_dataset import DType, IndexedDatasetBuilder
 
     rng = np.random.default_rng(0)
@@ -68,6 +69,9 @@ def train_figures(spec_file: Path, data: Path, out: Path, kernels: str, args) ->
     }, "train")
     window = LastWindow()
     train(plan(config), callbacks=[window])
+    gc.collect()  # free this run's model and optimizer state before the next run builds its own
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return window.figures
 
 
@@ -106,9 +110,6 @@ def main() -> int:
     parser.add_argument("--micro-batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10, help="steps per window (the run trains two windows)")
     args = parser.parse_args()
-
-    import torch
-
     if args.accelerator == "gpu" and not torch.cuda.is_available():
         print("skipped: no CUDA device (bench_train_gpu measures bf16 training on a GPU)")
         return 0
