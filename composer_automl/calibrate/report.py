@@ -132,8 +132,8 @@ def format_markdown(report: dict[str, Any]) -> str:
             lines += [f"| `{name}` | {metric} | {_num(rho)} |" for metric, rho in figures.items()]
     if report["pareto_front"]:
         points = [FrontPoint(**q) for q in report["pareto_front"]]
-        lines += ["", front_markdown(f"`{ref}`", points, report["pareto_target"], report["patterns"]).replace("# Pareto", "## Pareto", 1)
-                  .rstrip("\n")]
+        lines += ["", front_markdown(f"`{ref}`", points, report["pareto_target"], report["patterns"],
+                                     heading="##").rstrip("\n")]
     lines += ["", f"## What `{ref}` prefers (its {len(report['reference_prefers'])} best patterns)", "",
               "| pattern | run-length | loss | attention fraction | attention at layers |", "|---|---|---|---|---|"]
     for p in report["reference_prefers"]:

@@ -67,12 +67,14 @@ def front_of(losses: dict[str, float], costs: dict[str, dict]) -> list[FrontPoin
     return sorted(points, key=lambda q: (q.loss, q.pattern))
 
 
-def front_markdown(budget: float | str, points: Sequence[FrontPoint], target: str, n_points: int | None = None) -> str:
+def front_markdown(budget: float | str, points: Sequence[FrontPoint], target: str, n_points: int | None = None,
+                   heading: str = "#") -> str:
     """The front's members as a markdown table (``budget``: a number, or the name of what the loss is;
-    ``n_points``: how many patterns the front was taken over, when ``points`` holds only its members)."""
+    ``n_points``: how many patterns the front was taken over, when ``points`` holds only its members;
+    ``heading``: the title's markdown level)."""
     members = [q for q in points if q.on_front]
     where = f"budget {budget:g}" if isinstance(budget, (int, float)) else budget
-    lines = [f"# Pareto front at {where}: {len(members)} of {n_points or len(points)} patterns", "",
+    lines = [f"{heading} Pareto front at {where}: {len(members)} of {n_points or len(points)} patterns", "",
              f"Minimised: loss at {where}, KV cache and training FLOPs/token at {target} relative to "
              "the Llama-style baseline (seq 2048). ★ = knee (nearest the ideal point, objectives scaled to [0, 1]).",
              "", "| pattern | loss | KV-cache ratio | FLOPs ratio | params ratio |", "|---|---|---|---|---|"]
