@@ -113,7 +113,7 @@ def prepare_run_dir(run_dir: Path, resume: bool) -> None:
 
 def check_width_reaches_rungs(space: SearchSpace, ladder: Ladder) -> None:
     """Refuse a searched width that a rung replaces with its own (``d_model``/``ffn_hidden`` set in a MAD or
-    pretraining rung, such as ``pretrain-narrow``):
+    pretraining rung, such as ``pretrain-narrow-b4``):
     every choice would be scored by the same model there, and BOHB would learn nothing from the field."""
     searched = set(space.config.width)
     for rung in ladder.rungs:

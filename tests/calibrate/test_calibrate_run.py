@@ -106,8 +106,8 @@ def test_reference_may_not_be_a_lower_rung():
     """The reference is the ladder's top rung or a rung outside it."""
     ladder = load_ladder("default")
     with pytest.raises(ConfigError, match="lower rung"):
-        make_plan(load_space("one-shot-6"), ladder, CalibrateSettings(reference="pretrain-narrow"),
-                  read_rung_file("pretrain-narrow"))
+        make_plan(load_space("one-shot-6"), ladder, CalibrateSettings(reference="pretrain-narrow-b4"),
+                  read_rung_file("pretrain-narrow-b4"))
 
 
 def run_cli(tmp_path: Path, *overrides: str, timeout: float = 120) -> subprocess.CompletedProcess:

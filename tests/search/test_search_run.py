@@ -285,13 +285,13 @@ def test_search_eta_is_not_a_setting():
 
 
 def test_searched_width_that_a_mad_rung_overrides_is_refused(tmp_path):
-    """search_space.width={d_model: [...]} with the default ladder (pretrain-narrow sets d_model itself) is one
+    """search_space.width={d_model: [...]} with the default ladder (pretrain-narrow-b4 sets d_model itself) is one
     ConfigError naming the fields and the rung, before anything is written; a searched n_heads is fine."""
     from composer_automl.config import ConfigError
 
     ladder = load_ladder("default")
     space = load_space("one-shot-6", width={"d_model": [64, 128], "n_heads": [2, 4]})
-    with pytest.raises(ConfigError, match=r"searches \['d_model'\], but rung pretrain-narrow \(kind pretrain\) sets its own"):
+    with pytest.raises(ConfigError, match=r"searches \['d_model'\], but rung pretrain-narrow-b4 \(kind pretrain\) sets its own"):
         run_search(SearchSettings(n_workers=1), space, ladder, tmp_path / "run")
     assert not (tmp_path / "run").exists()
     from composer_automl.search.run import check_width_reaches_rungs
