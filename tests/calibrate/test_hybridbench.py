@@ -97,3 +97,25 @@ def test_a_row_reevaluated_with_the_shipped_code_gives_its_recorded_loss(row, tm
     config = space.to_config(row.pattern)
     result = rung(space.to_pattern(config), space.width(config), tmp_path / "eval", row.seed)
     assert result.loss == pytest.approx(row.loss, rel=REPRODUCE_TOLERANCE)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_shipped_mad_pretraining_blend_is_the_weighted_mean_of_its_parts_recorded_rows(tmp_path, monkeypatch):
+    """fidelity/mad-narrow-b4 (a blend of two calibrated rungs) evaluated at a pattern's seed 0 gives the
+    weighted mean of its parts' seed-0 rows, which is what benchmarks/hybridbench6_mix.py scores."""
+    from composer_automl.rungs import load_rung
+
+    s = spec()
+    if platform.python_version() != s["history"][0]["machine"]["python"]:
+        pytest.skip("the stdlib corpus is this Python's own sources")
+    monkeypatch.setenv("COMPOSER_AUTOML_CACHE", str(tmp_path / "cache"))
+    torch.set_num_threads(1)
+    blend = load_rung("mad-narrow-b4")
+    parts = blend.config.parts
+    recorded = {r.rung: r.loss for r in read_rows(BENCH) if r.pattern == "AMMAAM" and r.seed == 0}
+    expected = sum(p.weight * recorded[p.rung] for p in parts) / sum(p.weight for p in parts)
+    space = space_from_mapping(s["search_space"])
+    config = space.to_config("AMMAAM")
+    result = blend(space.to_pattern(config), space.width(config), tmp_path / "eval", 0)
+    assert result.loss == pytest.approx(expected, rel=REPRODUCE_TOLERANCE)
