@@ -110,10 +110,17 @@ def test_stuck_trial_times_out_and_worker_is_replaced(tmp_path):
     assert all(r.status == "ok" for r in records if r.budget < 9.0)
 
 
+def _as_foreground_job() -> None:
+    """SIGINT at its default in the child, as in a terminal's foreground job (a test runner started in the
+    background of a non-interactive shell passes SIGINT on ignored, and Ctrl-C would then never arrive)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(args, env=None):
     cmd = [sys.executable, "-m", "composer_automl", "search", *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
+                            env={**os.environ, **(env or {})}, start_new_session=True,
+                            preexec_fn=_as_foreground_job)
 
 
 def _start_search_and_wait(run_dir: Path, min_trials: int) -> subprocess.Popen:
