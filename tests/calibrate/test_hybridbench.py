@@ -80,23 +80,31 @@ def rows_to_reproduce():
     return picks
 
 
+def evaluate_as_recorded(rung, pattern: str, seed: int, trains_on_stdlib: bool, tmp_path, monkeypatch) -> float:
+    """``rung``'s loss for ``pattern`` and ``seed`` on the table's search space, one torch thread and a
+    fresh data cache, as the table was recorded (skips where the stdlib corpus differs from the recording)."""
+    s = spec()
+    recorded_python = s["history"][0]["machine"]["python"]
+    if trains_on_stdlib and platform.python_version() != recorded_python:
+        pytest.skip(f"the stdlib corpus is this Python's own sources: recorded on {recorded_python}, "
+                    f"this is {platform.python_version()}")
+    monkeypatch.setenv("COMPOSER_AUTOML_CACHE", str(tmp_path / "cache"))
+    torch.set_num_threads(1)
+    space = space_from_mapping(s["search_space"])
+    config = space.to_config(pattern)
+    return rung(space.to_pattern(config), space.width(config), tmp_path / "eval", seed).loss
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("row", rows_to_reproduce(), ids=lambda r: f"{r.rung}-{r.pattern}-s{r.seed}")
 def test_a_row_reevaluated_with_the_shipped_code_gives_its_recorded_loss(row, tmp_path, monkeypatch):
     """Re-running a row's pattern, rung config and seed (one torch thread, as recorded) gives its loss."""
     s = spec()
-    recorded_python = s["history"][0]["machine"]["python"]
-    if s["rungs"][row.rung]["config"]["kind"] == "pretrain" and platform.python_version() != recorded_python:
-        pytest.skip(f"the stdlib corpus is this Python's own sources: recorded on {recorded_python}, "
-                    f"this is {platform.python_version()}")
-    monkeypatch.setenv("COMPOSER_AUTOML_CACHE", str(tmp_path / "cache"))
-    torch.set_num_threads(1)
-    space = space_from_mapping(s["search_space"])
     rung = rung_from_mapping(row.rung, s["rungs"][row.rung]["config"])
-    config = space.to_config(row.pattern)
-    result = rung(space.to_pattern(config), space.width(config), tmp_path / "eval", row.seed)
-    assert result.loss == pytest.approx(row.loss, rel=REPRODUCE_TOLERANCE)
+    trains_on_stdlib = s["rungs"][row.rung]["config"]["kind"] == "pretrain"
+    loss = evaluate_as_recorded(rung, row.pattern, row.seed, trains_on_stdlib, tmp_path, monkeypatch)
+    assert loss == pytest.approx(row.loss, rel=REPRODUCE_TOLERANCE)
 
 
 @pytest.mark.slow
@@ -106,16 +114,9 @@ def test_the_shipped_mad_pretraining_blend_is_the_weighted_mean_of_its_parts_rec
     weighted mean of its parts' seed-0 rows, which is what benchmarks/hybridbench6_mix.py scores."""
     from composer_automl.rungs import load_rung
 
-    s = spec()
-    if platform.python_version() != s["history"][0]["machine"]["python"]:
-        pytest.skip("the stdlib corpus is this Python's own sources")
-    monkeypatch.setenv("COMPOSER_AUTOML_CACHE", str(tmp_path / "cache"))
-    torch.set_num_threads(1)
     blend = load_rung("mad-narrow-b4")
     parts = blend.config.parts
     recorded = {r.rung: r.loss for r in read_rows(BENCH) if r.pattern == "AMMAAM" and r.seed == 0}
     expected = sum(p.weight * recorded[p.rung] for p in parts) / sum(p.weight for p in parts)
-    space = space_from_mapping(s["search_space"])
-    config = space.to_config("AMMAAM")
-    result = blend(space.to_pattern(config), space.width(config), tmp_path / "eval", 0)
-    assert result.loss == pytest.approx(expected, rel=REPRODUCE_TOLERANCE)
+    loss = evaluate_as_recorded(blend, "AMMAAM", 0, True, tmp_path, monkeypatch)
+    assert loss == pytest.approx(expected, rel=REPRODUCE_TOLERANCE)
