@@ -59,8 +59,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", default="pretrain-ref")
     args = parser.parse_args(argv)
     rows = ok_rows(read_rows(table_path(args.table)))
+    pretrain_rungs = args.pretrain.split(",")
+    recorded = sorted({r.rung for r in rows})
+    unknown = [r for r in [*pretrain_rungs, MAD_RUNG, args.reference] if r not in recorded]
+    if unknown:
+        parser.error(f"rung(s) {unknown} not in {table_path(args.table)}; it has {recorded}")
     print(f"table: {table_path(args.table)}; mixed with {MAD_RUNG}; reference {args.reference}; CPU seconds per evaluation")
-    for pretrain in args.pretrain.split(","):
+    for pretrain in pretrain_rungs:
         for name, value in mixed_figures(rows, pretrain, args.reference).items():
             print(f"{name}[{pretrain}]: {value:.3f}")
 

@@ -47,3 +47,11 @@ def test_script_prints_every_figure_on_the_shipped_table():
     assert len(names) == 14 and set(names) == {"mix_weight", "mix_spearman_one_seed", "mix_spearman_seed_means",
                                                "mix_cpu_s", "alone_spearman_one_seed",
                                                "alone_spearman_seed_means", "alone_cpu_s"}
+
+
+def test_a_rung_missing_from_the_table_is_one_error_line():
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--pretrain", "pretrain-nope"], capture_output=True,
+                          text=True, timeout=100)
+    assert proc.returncode == 2 and not proc.stdout
+    error = proc.stderr.strip().splitlines()[-1]
+    assert "error: rung(s) ['pretrain-nope'] not in" in error and "pretrain-tiny-b4" in error
