@@ -68,6 +68,12 @@ class CalibrateSettings(PoolSettings):
     """Where the table and report go (default: ``runs/calibrate-<time>``)."""
     report_only: bool = False
     """Write the report of the table as it stands (with ``resume=``) without evaluating anything."""
+    include: list[str] = field(default_factory=list)
+    """Patterns evaluated besides the selection (``sample:N`` draws the others); first in the plan's order."""
+    patterns_per_rung: dict[str, int] = field(default_factory=dict)
+    """Rung name → N: that rung evaluates only the first N patterns of the plan's order (a nested subset)."""
+    extra_seed_patterns: int | None = None
+    """How many patterns (the first of the plan's order) get the seeds after the first; null: all of them."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -82,6 +88,11 @@ class CalibrateSettings(PoolSettings):
                                   "'sample:N' (N >= 1) or a list of patterns")
         elif not isinstance(self.patterns, (list, tuple)) or not self.patterns:
             raise ConfigError("calibrate.patterns must be 'all', 'sample:N' or a non-empty list of patterns")
+        for name, n in self.patterns_per_rung.items():
+            if not isinstance(n, int) or n < 1:
+                raise ConfigError(f"calibrate.patterns_per_rung.{name} must be an integer >= 1, got {n!r}")
+        if self.extra_seed_patterns is not None and self.extra_seed_patterns < 1:
+            raise ConfigError(f"calibrate.extra_seed_patterns must be >= 1 or null, got {self.extra_seed_patterns}")
 
 
 def _sample_size(text: str) -> int:
@@ -92,27 +103,32 @@ def _sample_size(text: str) -> int:
 
 def select_patterns(space: SearchSpace, patterns: Any, sample_seed: int = 0) -> list[str]:
     """The patterns a calibration evaluates, validated against the space (compact spellings)."""
-    valid = [str(p) for p in space.patterns()]
     if patterns == "all":
-        return valid
+        return [str(p) for p in space.patterns()]
     if isinstance(patterns, str):
+        valid = [str(p) for p in space.patterns()]
         n = _sample_size(patterns)
         if n > len(valid):
             raise ConfigError(f"calibrate.patterns={patterns}: the space has only {len(valid)} valid patterns")
         picked = np.random.default_rng(sample_seed).choice(len(valid), size=n, replace=False)
         return [valid[i] for i in sorted(picked)]
-    out = []
+    return _listed_patterns(space, patterns, "calibrate.patterns")
+
+
+def _listed_patterns(space: SearchSpace, patterns: Any, key: str) -> list[str]:
+    """Patterns given by name, each validated against the space (compact spellings, no repeats)."""
+    out: list[str] = []
     for text in patterns:
         try:
             pattern = Pattern.parse(str(text))
             space.to_config(pattern)
         except PatternError as err:
-            raise ConfigError(f"calibrate.patterns: {err}") from None
+            raise ConfigError(f"{key}: {err}") from None
         why = space.violation(pattern)
         if why:
-            raise ConfigError(f"calibrate.patterns: {pattern} is outside the search space ({why})")
+            raise ConfigError(f"{key}: {pattern} is outside the search space ({why})")
         if str(pattern) in out:
-            raise ConfigError(f"calibrate.patterns: {pattern} is listed twice")
+            raise ConfigError(f"{key}: {pattern} is listed twice")
         out.append(str(pattern))
     return out
 
@@ -129,6 +145,12 @@ class Plan:
     patterns: tuple[str, ...]
     seeds: dict[str, int] = field(default_factory=dict)
     """Rung name → number of seeds."""
+    n_first: int = 0
+    """The first ``n_first`` patterns lead the evaluation order (the ``include`` list)."""
+    per_rung: dict[str, int] = field(default_factory=dict)
+    """Rung name → how many patterns of the order it evaluates (absent: all)."""
+    extra_seed_patterns: int | None = None
+    """How many patterns of the order get the seeds after the first (None: all)."""
 
     @property
     def reference(self) -> str:
@@ -139,13 +161,29 @@ class Plan:
         """Rung name → resolved rung mapping (``kind`` included)."""
         return {r["rung"]: r["rung_config"] for r in self.ladder.mapping["rungs"]}
 
+    def order(self) -> list[int]:
+        """Pattern indices in evaluation order: the included patterns, then the rest in a fixed shuffled order
+        (so every prefix of the rest — what a capped rung evaluates, what is finished so far — is a uniform
+        sample of the selection)."""
+        rest = np.random.default_rng(JOB_ORDER_SEED).permutation(len(self.patterns) - self.n_first)
+        return list(range(self.n_first)) + [self.n_first + int(i) for i in rest]
+
     def jobs(self) -> list[tuple[int, int, int]]:
-        """(rung index, pattern index, seed), seed-major so a partial table covers every rung early, and
-        patterns in a fixed shuffled order so that the patterns finished so far are a uniform sample."""
+        """(rung index, pattern index, seed), seed-major so a partial table covers every rung early; a rung
+        capped at N patterns takes the first N of :meth:`order`, the seeds after the first go to the first
+        ``extra_seed_patterns`` of them."""
         n_seeds = max(self.seeds.values())
-        order = np.random.default_rng(JOB_ORDER_SEED).permutation(len(self.patterns))
-        return [(r, int(p), s) for s in range(n_seeds) for r, rung in enumerate(self.ladder.rungs)
-                for p in order if s < self.seeds[rung.name]]
+        order = self.order()
+        jobs = []
+        for s in range(n_seeds):
+            for r, rung in enumerate(self.ladder.rungs):
+                if s >= self.seeds[rung.name]:
+                    continue
+                n = self.per_rung.get(rung.name, len(order))
+                if s > 0 and self.extra_seed_patterns is not None:
+                    n = min(n, self.extra_seed_patterns)
+                jobs += [(r, p, s) for p in order[:n]]
+        return jobs
 
     def key(self, job: tuple[int, int, int]) -> tuple[str, str, int]:
         r, p, s = job
@@ -170,8 +208,15 @@ def make_plan(space: SearchSpace, ladder: Ladder, settings: CalibrateSettings,
                           "config; a calibration needs every rung once")
     reference_name = extended.rungs[-1].name
     seeds = {r.name: settings.reference_seeds if r.name == reference_name else settings.seeds for r in extended.rungs}
-    patterns = select_patterns(space, settings.patterns, settings.sample_seed)
-    return Plan(space, ladder, extended, tuple(patterns), seeds)
+    included = _listed_patterns(space, settings.include, "calibrate.include")
+    selected = select_patterns(space, settings.patterns, settings.sample_seed)
+    patterns = included + [p for p in selected if p not in included]
+    unknown = sorted(set(settings.patterns_per_rung) - set(seeds))
+    if unknown:
+        raise ConfigError(f"calibrate.patterns_per_rung names rung(s) {unknown} that this calibration does not "
+                          f"evaluate; its rungs: {list(seeds)}")
+    return Plan(space, ladder, extended, tuple(patterns), seeds, n_first=len(included),
+                per_rung=dict(settings.patterns_per_rung), extra_seed_patterns=settings.extra_seed_patterns)
 
 
 def public_settings(settings: CalibrateSettings) -> dict[str, Any]:

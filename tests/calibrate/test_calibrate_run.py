@@ -145,3 +145,33 @@ def test_cli_bad_input_is_one_error_line_and_writes_nothing(tmp_path, overrides,
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_nested_subsets_cap_rungs_and_extra_seeds_to_prefixes_of_one_order():
+    """include leads the order; a capped rung and the extra seeds take prefixes of that one order, so every
+    pattern of the top rung or with a second seed also has the bottom rung's first seed (HybridBench-16's plan)."""
+    ladder = simulated_ladder()
+    names = [r.name for r in ladder.rungs]
+    settings = CalibrateSettings(patterns="sample:40", include=["AMAMAM", "2A+4M"], seeds=2, reference_seeds=1,
+                                 patterns_per_rung={names[1]: 10, names[2]: 5}, extra_seed_patterns=4)
+    plan = make_plan(load_space("one-shot-6"), ladder, settings)
+    order = [plan.patterns[i] for i in plan.order()]
+    assert order[:2] == ["AMAMAM", "AAMMMM"] and len(set(order)) == len(order) >= 40
+    by = Counter((plan.ladder.rungs[r].name, s) for r, _, s in plan.jobs())
+    assert by == {(names[0], 0): len(order), (names[1], 0): 10, (names[2], 0): 5, (names[0], 1): 4, (names[1], 1): 4}
+    evaluated = {(plan.ladder.rungs[r].name, s): {plan.patterns[p] for r2, p, s2 in plan.jobs() if (r2, s2) == (r, s)}
+                 for r, _, s in plan.jobs()}
+    assert evaluated[(names[2], 0)] <= evaluated[(names[1], 0)] <= evaluated[(names[0], 0)]
+    assert evaluated[(names[0], 1)] == set(order[:4]) and evaluated[(names[1], 1)] == set(order[:4])
+    assert plan.order() == make_plan(load_space("one-shot-6"), ladder, settings).order(), "the order is fixed"
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"patterns_per_rung": {"no-such-rung": 3}}, "patterns_per_rung names rung"),
+    ({"patterns_per_rung": {"simulated": 0}}, "patterns_per_rung.simulated must be"),
+    ({"extra_seed_patterns": 0}, "extra_seed_patterns must be"),
+    ({"include": ["AMX"]}, "calibrate.include"),
+])
+def test_bad_subset_settings_are_config_errors(settings, match):
+    with pytest.raises(ConfigError, match=match):
+        make_plan(load_space("one-shot-6"), simulated_ladder(), CalibrateSettings(patterns="sample:5", **settings))
