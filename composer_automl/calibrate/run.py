@@ -70,8 +70,8 @@ class CalibrateSettings(PoolSettings):
     """Write the report of the table as it stands (with ``resume=``) without evaluating anything."""
     include: list[str] = field(default_factory=list)
     """Patterns evaluated besides the selection (``sample:N`` draws the others); first in the plan's order."""
-    patterns_per_rung: dict[str, int] = field(default_factory=dict)
-    """Rung name → N: that rung evaluates only the first N patterns of the plan's order (a nested subset)."""
+    patterns_per_rung: dict[str, int] | None = None
+    """Rung name → N: that rung evaluates only the first N patterns of the plan's order (null: all patterns)."""
     extra_seed_patterns: int | None = None
     """How many patterns (the first of the plan's order) get the seeds after the first; null: all of them."""
 
@@ -88,7 +88,7 @@ class CalibrateSettings(PoolSettings):
                                   "'sample:N' (N >= 1) or a list of patterns")
         elif not isinstance(self.patterns, (list, tuple)) or not self.patterns:
             raise ConfigError("calibrate.patterns must be 'all', 'sample:N' or a non-empty list of patterns")
-        for name, n in self.patterns_per_rung.items():
+        for name, n in (self.patterns_per_rung or {}).items():
             if not isinstance(n, int) or n < 1:
                 raise ConfigError(f"calibrate.patterns_per_rung.{name} must be an integer >= 1, got {n!r}")
         if self.extra_seed_patterns is not None and self.extra_seed_patterns < 1:
@@ -211,12 +211,13 @@ def make_plan(space: SearchSpace, ladder: Ladder, settings: CalibrateSettings,
     included = _listed_patterns(space, settings.include, "calibrate.include")
     selected = select_patterns(space, settings.patterns, settings.sample_seed)
     patterns = included + [p for p in selected if p not in included]
-    unknown = sorted(set(settings.patterns_per_rung) - set(seeds))
+    per_rung = dict(settings.patterns_per_rung or {})
+    unknown = sorted(set(per_rung) - set(seeds))
     if unknown:
         raise ConfigError(f"calibrate.patterns_per_rung names rung(s) {unknown} that this calibration does not "
                           f"evaluate; its rungs: {list(seeds)}")
     return Plan(space, ladder, extended, tuple(patterns), seeds, n_first=len(included),
-                per_rung=dict(settings.patterns_per_rung), extra_seed_patterns=settings.extra_seed_patterns)
+                per_rung=per_rung, extra_seed_patterns=settings.extra_seed_patterns)
 
 
 def public_settings(settings: CalibrateSettings) -> dict[str, Any]:

@@ -137,6 +137,7 @@ def test_cli_end_to_end_and_report_only(tmp_path):
     (["calibrate.seeds=0"], "calibrate.seeds"),
     (["calibrate.reference=no-such-rung"], "unknown rung 'no-such-rung'"),
     (["calibrate.patterns=[AMMA]"], "has 4 layers"),
+    (["calibrate.patterns_per_rung={simulated-x:2}"], "patterns_per_rung names rung(s) ['simulated-x']"),
 ])
 def test_cli_bad_input_is_one_error_line_and_writes_nothing(tmp_path, overrides, needle):
     """Bad input: exit 2, one 'error:' line naming the field, and no run directory."""
