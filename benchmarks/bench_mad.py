@@ -45,7 +45,8 @@ def evaluate(args: tuple[str, str, int, str, str]) -> tuple[str, str, float, flo
 
     torch.set_num_threads(threads)
     from composer_automl.patterns import Pattern
-    from composer_automl.rungs import SearchWidth, load_rung
+    from composer_automl.spec import SearchWidth
+    from composer_automl.rungs.registry import load_rung
 
     rung = load_rung(rung_name)
     start = time.perf_counter()
@@ -58,7 +59,7 @@ def warm_cache(rung_names: list[str], cache: str) -> None:
     """Generate every dataset the rungs need (not part of any timing)."""
     os.environ["COMPOSER_AUTOML_CACHE"] = cache
     from composer_automl.mad.data import load_or_generate
-    from composer_automl.rungs import load_rung
+    from composer_automl.rungs.registry import load_rung
 
     for name in rung_names:
         config = load_rung(name).config
@@ -75,7 +76,7 @@ def run_seconds(sid, config, steps: int, out: Path) -> float:
     from composer_automl.mad.evaluate import train_run
     from composer_automl.patterns import Pattern
     from composer_automl.quiet import quiet_lightning
-    from composer_automl.rungs import SearchWidth
+    from composer_automl.spec import SearchWidth
 
     run_config = dataclasses.replace(config, max_steps=steps, evals_per_run=1)
     setting = sid.setting.replace(num_train_examples=config.batch_size * steps)
@@ -93,7 +94,7 @@ def full_protocol_projection(out: Path, k: int = 4) -> tuple[float, float]:
     import dataclasses
 
     from composer_automl.mad.evaluate import run_schedule
-    from composer_automl.rungs import load_rung
+    from composer_automl.rungs.registry import load_rung
 
     config = dataclasses.replace(load_rung("mad-full").config, accelerator="cpu", precision="32-true")
     total, recall_base = 0.0, 0.0

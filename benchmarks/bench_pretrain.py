@@ -38,14 +38,16 @@ from composer_automl.data.corpus import open_corpus, stdlib_files
 from composer_automl.data.megatron_io import indexed_dataset
 from composer_automl.data.prepare import prepare
 from composer_automl.data.tokenizers import ByteTokenizer
-from composer_automl.lightning_module import OptimConfig, build_optimizer, next_token_loss
+from composer_automl.optim import OptimConfig, build_optimizer
+from composer_automl.lightning_module import next_token_loss
 from composer_automl.model import HybridLM
 from composer_automl.patterns import Pattern
 from composer_automl.pretrain.config import PretrainConfig
 from composer_automl.pretrain.run import load_data, run_pretraining
-from composer_automl.pretrain.rung import evaluate as pretrain_evaluate
+from composer_automl.pretrain.rung import PretrainRung
 from composer_automl.pretrain.rung import search_spec
-from composer_automl.rungs import SearchWidth, load_rung
+from composer_automl.spec import SearchWidth
+from composer_automl.rungs.registry import load_rung
 
 PATTERNS = ["AMAMAM", "AAMMMM", "MMMMAA", "AMMAMM", "MMMMMM", "AAAAAA", "MAMAMA", "AMMMMA"]
 """The MAD benchmark's fixed 6-layer patterns."""
@@ -127,7 +129,7 @@ def bench_rank_agreement(cfg: PretrainConfig, patterns: list[str], out: Path) ->
         pattern = Pattern.parse(name)
         start = time.perf_counter()
         mad_loss = mad(pattern, SearchWidth(), out / f"mad-{name}", seed=0).loss
-        pre_loss = pretrain_evaluate(pattern, cfg, SearchWidth(), out / f"pre-{name}", seed=0).loss
+        pre_loss = PretrainRung().evaluate(pattern, cfg, SearchWidth(), out / f"pre-{name}", seed=0).loss
         mad_losses.append(mad_loss)
         pre_losses.append(pre_loss)
         print(f"# {name}: mad_loss={mad_loss:.4f} pretrain_val_loss={pre_loss:.4f} "

@@ -47,19 +47,19 @@ import time
 import warnings
 from pathlib import Path
 
-from composer_automl.search.ladder import ladder_from_mapping, load_ladder
+from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
 from composer_automl.search.results import TrialRecord, read_trials
 from composer_automl.search.run import SearchSettings, run_search
 from composer_automl.search.spaces import space_from_mapping
-from composer_automl.search.worker import serve
+from composer_automl.engine.worker import serve
 
 DEFAULT_LADDER = "default"
 """The shipped ladder whose rungs (below the reference) and eta the HybridBench-6 section replays."""
 
 
 def _reference_cost(table: str, reference: str) -> float:
-    from composer_automl.calibrate.table import read_rows
-    from composer_automl.calibrate.tabular import table_path
+    from composer_automl.table import read_rows
+    from composer_automl.rungs.tabular import table_path
 
     return statistics.median(r.wall_time_s for r in read_rows(table_path(table)) if r.rung == reference)
 
@@ -159,8 +159,8 @@ def _quantiles(values: list[float]) -> tuple[float, float, float]:
 def hybridbench(root: Path, table: str, rungs: list[str], reference: str, seeds: int, cost_cap: float,
                 png: Path, eta: float) -> None:
     from composer_automl.calibrate.stats import seed_means
-    from composer_automl.calibrate.table import read_rows
-    from composer_automl.calibrate.tabular import table_path
+    from composer_automl.table import read_rows
+    from composer_automl.rungs.tabular import table_path
     from composer_automl.calibrate.report import preferred_patterns
 
     rows = read_rows(table_path(table))
@@ -203,7 +203,7 @@ def hybridbench(root: Path, table: str, rungs: list[str], reference: str, seeds:
 
 def _iteration_cost(optimizer: str, ladder, cost: dict[str, float]) -> float:
     """Mean recorded cost of one iteration of ``optimizer`` (to size a search to the cost cap)."""
-    from composer_automl.search.master import planned_trials
+    from composer_automl.search.run import planned_trials
 
     n_stages = len(ladder.budgets)
     per_budget = {b: cost[r.name] for b, r in zip(ladder.budgets, ladder.rungs)}

@@ -16,7 +16,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from composer_automl.lightning_module import HybridLMModule, OptimConfig, build_optimizer, next_token_loss
+from composer_automl.lightning_module import HybridLMModule, next_token_loss
+from composer_automl.optim import OptimConfig, build_optimizer
 from composer_automl.patterns import Pattern
 from composer_automl.spec import ModelSpec
 

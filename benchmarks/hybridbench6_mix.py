@@ -22,8 +22,8 @@ import argparse
 import numpy as np
 
 from composer_automl.calibrate.stats import losses_by_seed, median_cost, seed_means, spearman
-from composer_automl.calibrate.table import ok_rows, read_rows
-from composer_automl.calibrate.tabular import table_path
+from composer_automl.table import ok_rows, read_rows
+from composer_automl.rungs.tabular import table_path
 
 MAD_RUNG = "mad-quick"
 

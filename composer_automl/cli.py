@@ -10,28 +10,22 @@ from __future__ import annotations
 
 import importlib
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import hydra
 from hydra import compose
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra._internal.hydra import Hydra
-from hydra._internal.utils import create_config_search_path, get_args_parser
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.config_search_path import SearchPathQuery
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from composer_automl.adapters.hydra import composing, override_key, parse_args, sweep_jobs
 from composer_automl.config import ConfigError
 from composer_automl.paths import CONFIG_DIR, add_user_config_dir
 from composer_automl.quiet import install_cli_warning_filters
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("composer_automl.search.command", "run multi-fidelity architecture search (BOHB)"),
-    "worker": ("composer_automl.search.command_worker", "join a running search or calibration as a worker"),
+    "worker": ("composer_automl.engine.command", "join a running search or calibration as a worker"),
     "calibrate": ("composer_automl.calibrate.command", "measure how well a fidelity ladder's rungs rank patterns"),
     "mad": ("composer_automl.mad.command", "score a pattern on the MAD synthetic tasks"),
     "data": ("composer_automl.data.command", "tokenize a corpus into megatron indexed datasets"),
@@ -83,7 +77,7 @@ def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: lis
             sys.exit(2)
 
     guarded.__module__ = __name__  # config_path below resolves relative to this module
-    args = get_args_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         if args.config_dir is not None:
             if not Path(args.config_dir).is_dir():
@@ -101,37 +95,6 @@ def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: lis
         sys.argv = saved
 
 
-@contextmanager
-def _composer(config_name: str, config_dir: str | None) -> Iterator[None]:
-    """Hydra's compose API on the same search path as the real run: ``--config-dir`` before ``conf/``."""
-    search_path = create_config_search_path(f"file://{CONFIG_DIR}")
-    if config_dir is not None:
-        search_path.prepend(provider="command-line", path=f"file://{Path(config_dir).resolve()}",
-                            anchor=SearchPathQuery(provider="schema"))
-    previous = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
-    GlobalHydra.instance().clear()
-    Hydra.create_main_hydra2(task_name=config_name, config_search_path=search_path)  # sets GlobalHydra
-    try:
-        yield
-    finally:
-        GlobalHydra.instance().clear()
-        if previous is not None:
-            GlobalHydra.instance().initialize(previous)
-
-
-def sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
-    """The override list of each job: one job, or with ``-m`` one per combination of the sweeps
-    (Hydra's basic sweeper's own expansion, so ``a=1,2 b=x,y`` gives four jobs)."""
-    if not multirun:
-        return [overrides]
-    parser = OverridesParser.create()
-    try:
-        parsed = parser.parse_overrides(overrides)
-    except HydraException as err:
-        raise ConfigError(" ".join(str(err).split())) from None
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
-
-
 def check_overrides(config_name: str, overrides: list[str], config_dir: str | None = None,
                     multirun: bool = False) -> None:
     """Compose ``conf/<config_name>.yaml`` with ``overrides`` one at a time, for every job of a sweep.
@@ -141,9 +104,13 @@ def check_overrides(config_name: str, overrides: list[str], config_dir: str | No
     the options there are. ``hydra.*`` overrides are Hydra's own and pass through.
     """
     ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
-    with _composer(config_name, config_dir):
+    try:
+        jobs = sweep_jobs(ours) if multirun else [ours]
+    except HydraException as err:
+        raise ConfigError(" ".join(str(err).split())) from None
+    with composing(CONFIG_DIR, config_dir):
         checked: set[tuple[str, ...]] = set()
-        for job in sweep_jobs(ours, multirun):
+        for job in jobs:
             accepted: list[str] = []
             for override in job:
                 if tuple([*accepted, override]) not in checked:
@@ -158,7 +125,7 @@ def check_overrides(config_name: str, overrides: list[str], config_dir: str | No
 def _override_error(config_name: str, accepted: list[str], override: str, err: Exception) -> str:
     where = f"composer-automl {config_name}"
     try:
-        key = OverridesParser.create().parse_override(override).key_or_group
+        key = override_key(override)
     except HydraException:
         return f"cannot parse override {override!r} for {where}; write key=value"
     base = compose(config_name, overrides=accepted)

@@ -10,14 +10,16 @@ and uses this module twice:
   device, more devices than visible GPUs, a precision the device cannot run).
 
 Every failure is one :class:`~composer_automl.config.ConfigError` naming the field
-(``<where>.accelerator`` …) and the allowed values. The resolved :class:`Device`
+(``accelerator``, ``precision``, ``devices``; the loader adds the section the user typed,
+e.g. ``trainer.accelerator``) and the allowed values. The resolved :class:`Device`
 also says whether to ask Lightning for deterministic algorithms: only on CPU
 (CUDA kernels without deterministic variants would raise or slow down).
 
 Example::
 
-    devices.check_fields(cfg.accelerator, cfg.precision, "pretrain", cfg.devices)   # __post_init__
-    device = devices.resolve(cfg.accelerator, cfg.precision, "pretrain", cfg.devices)
+    devices.check_fields(cfg.accelerator, cfg.precision, cfg.devices)   # __post_init__
+    with located("pretrain"):                                            # where the command knows the path
+        device = devices.resolve(cfg.accelerator, cfg.precision, cfg.devices)
     L.Trainer(accelerator=device.accelerator, devices=device.devices,
               precision=device.precision, deterministic=device.deterministic)
 """
@@ -59,47 +61,41 @@ class Device:
         """Lightning's ``deterministic`` flag: on for CPU runs only."""
         return self.accelerator == "cpu"
 
-    @property
-    def torch_type(self) -> str:
-        """``cpu`` or ``cuda``: the ``torch.device`` type of this choice."""
-        return "cuda" if self.accelerator == "gpu" else "cpu"
 
-
-def check_fields(accelerator: str, precision: str, where: str, devices: int = 1) -> None:
+def check_fields(accelerator: str, precision: str, devices: int = 1) -> None:
     """Static check of the three fields (allowed names, devices ≥ 1); no CUDA query."""
-    choice(accelerator, ACCELERATORS, f"{where}.accelerator")
-    choice(precision, PRECISIONS, f"{where}.precision")
+    choice(accelerator, ACCELERATORS, "accelerator")
+    choice(precision, PRECISIONS, "precision")
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        raise ConfigError(f"{where}.devices={devices!r} must be a positive integer")
+        raise ConfigError(f"={devices!r} must be a positive integer", key="devices")
     if accelerator != "auto" and precision != "auto" and precision not in DEVICE_PRECISIONS[accelerator]:
-        raise _precision_error(accelerator, precision, where)
+        raise _precision_error(accelerator, precision)
 
 
-def resolve(accelerator: str, precision: str, where: str, devices: int = 1) -> Device:
+def resolve(accelerator: str, precision: str, devices: int = 1) -> Device:
     """Resolve ``auto`` and check the choice against this machine (one ConfigError if it cannot run)."""
     import torch
 
-    check_fields(accelerator, precision, where, devices)
+    check_fields(accelerator, precision, devices)
     cuda = torch.cuda.is_available()
     if accelerator == "auto":
         accelerator = "gpu" if cuda else "cpu"
     if accelerator == "gpu":
         if not cuda:
-            raise ConfigError(f"{where}.accelerator=gpu but no CUDA device is visible; use {where}.accelerator=cpu")
+            raise ConfigError("=gpu but no CUDA device is visible; use accelerator=cpu", key="accelerator")
         visible = torch.cuda.device_count()
         if devices > visible:
-            raise ConfigError(f"{where}.devices={devices} but only {visible} CUDA device(s) are visible")
+            raise ConfigError(f"={devices} but only {visible} CUDA device(s) are visible", key="devices")
     if precision == "auto":
         precision = AUTO_PRECISION[accelerator]
     if precision not in DEVICE_PRECISIONS[accelerator]:
-        raise _precision_error(accelerator, precision, where)
+        raise _precision_error(accelerator, precision)
     if accelerator == "gpu" and precision.startswith("bf16") and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"{where}.precision={precision} but this GPU has no bfloat16 support; use 16-mixed or 32-true")
+        raise ConfigError(f"={precision} but this GPU has no bfloat16 support; use 16-mixed or 32-true",
+                          key="precision")
     return Device(accelerator, devices, precision)
 
 
-def _precision_error(accelerator: str, precision: str, where: str) -> ConfigError:
-    return ConfigError(
-        f"{where}.precision={precision!r} does not run on {accelerator}; "
-        f"choose one of {list(DEVICE_PRECISIONS[accelerator])} (or auto)"
-    )
+def _precision_error(accelerator: str, precision: str) -> ConfigError:
+    return ConfigError(f"={precision!r} does not run on {accelerator}; "
+                       f"choose one of {list(DEVICE_PRECISIONS[accelerator])} (or auto)", key="precision")

@@ -2,81 +2,15 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import lightning as L
 import torch
 import torch.nn.functional as F
 import torchmetrics
-from torch import nn
 
-from composer_automl.config import ConfigError
 from composer_automl.model import HybridLM
+from composer_automl.optim import OptimConfig, lightning_optimizers
 from composer_automl.spec import ModelSpec
 from composer_automl.tokens import IGNORE_INDEX
-
-
-@dataclass
-class OptimConfig:
-    """AdamW with linear warm-up then cosine decay, stepped every optimizer step."""
-
-    lr: float = 3e-3
-    """Peak learning rate."""
-    weight_decay: float = 0.1
-    """Decoupled weight decay for matrices (never norms or biases)."""
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    warmup_steps: int = 10
-    """Linear warm-up from 0 to ``lr``."""
-    max_steps: int = 100
-    """Length of the schedule; the cosine reaches ``min_lr_ratio·lr`` here."""
-    min_lr_ratio: float = 0.1
-    """Final learning rate as a fraction of the peak."""
-
-    def __post_init__(self) -> None:
-        checks = {
-            "lr": self.lr > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "beta1": 0 <= self.beta1 < 1,
-            "beta2": 0 <= self.beta2 < 1,
-            "eps": self.eps > 0,
-            "warmup_steps": self.warmup_steps >= 0,
-            "max_steps": self.max_steps >= 1,
-            "min_lr_ratio": 0 <= self.min_lr_ratio <= 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"optim.{bad[0]}={getattr(self, bad[0])!r} is out of range")
-
-
-def lr_factor(step: int, warmup_steps: int, max_steps: int, min_lr_ratio: float) -> float:
-    """Multiplier of the peak lr at ``step``: linear warm-up, cosine to ``min_lr_ratio``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
-    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices (linears, embeddings); never norms or biases (ndim < 2)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-
-
-def build_optimizer(model: nn.Module, optim: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over :func:`param_groups` and its warm-up + cosine schedule."""
-    optimizer = torch.optim.AdamW(
-        param_groups(model, optim.weight_decay), lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, optim.warmup_steps, optim.max_steps, optim.min_lr_ratio)
-    )
-    return optimizer, scheduler
 
 
 def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -129,5 +63,4 @@ class HybridLMModule(L.LightningModule):
         self.log("val/acc", self.val_acc, prog_bar=True)
 
     def configure_optimizers(self):
-        optimizer, scheduler = build_optimizer(self.model, self.optim)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return lightning_optimizers(self.model, self.optim)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from composer_automl.config import ConfigError
 from composer_automl.patterns import ATTENTION, MLP, Pattern
 
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "fp8": 1}
@@ -18,6 +19,32 @@ DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, 
 
 class SpecError(ValueError):
     """An invalid model specification."""
+
+
+@dataclass
+class SearchWidth:
+    """Model width used while searching (the pattern sets the depth)."""
+
+    d_model: int = 128
+    """Residual width (MAD's reference models use 128)."""
+    n_heads: int = 4
+    n_kv_heads: int = 2
+    ffn_hidden: int = 256
+    """SwiGLU hidden size."""
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_heads", "n_kv_heads", "ffn_hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be a positive integer, got {getattr(self, name)}", key=name)
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"={self.n_heads} must divide d_model={self.d_model}", key="n_heads")
+        if self.n_heads % self.n_kv_heads:
+            raise ConfigError(f"={self.n_kv_heads} must divide n_heads={self.n_heads}", key="n_kv_heads")
+
+    def narrowed(self, d_model: int | None, ffn_hidden: int | None) -> "SearchWidth":
+        """This width with a rung's ``d_model`` / ``ffn_hidden`` overrides (None keeps the search's)."""
+        return SearchWidth(d_model=d_model or self.d_model, n_heads=self.n_heads, n_kv_heads=self.n_kv_heads,
+                           ffn_hidden=ffn_hidden or self.ffn_hidden)
 
 
 @dataclass(frozen=True)

@@ -67,5 +67,5 @@ def test_cli_prints_prompt_and_continuation(exported):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_accelerator_gpu_without_cuda_is_one_clear_error_before_loading(exported):
     folder, _ = exported
-    with pytest.raises(ConfigError, match="generate.accelerator=gpu but no CUDA device is visible"):
+    with pytest.raises(ConfigError, match="^accelerator=gpu but no CUDA device is visible; use accelerator=cpu$"):
         load_model(GenerateConfig(model=str(folder), prompt="x", accelerator="gpu"))

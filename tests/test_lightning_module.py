@@ -8,7 +8,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader, TensorDataset
 
 from composer_automl.config import ConfigError
-from composer_automl.lightning_module import HybridLMModule, OptimConfig, lr_factor, param_groups
+from composer_automl.lightning_module import HybridLMModule
+from composer_automl.optim import OptimConfig
 from composer_automl.model import HybridLM
 from composer_automl.presets import get_preset
 
@@ -64,29 +65,3 @@ def test_tensorboard_event_files_hold_train_and_val_scalars(tmp_path):
     loss = acc.Scalars("val/loss")[-1].value
     assert ppl == pytest.approx(torch.tensor(loss).exp().item(), rel=1e-4)
     assert 0.0 <= acc.Scalars("val/acc")[-1].value <= 1.0
-
-
-def test_lr_schedule_warms_up_then_decays_to_floor():
-    """Linear warm-up to the peak, cosine down to min_lr_ratio at max_steps, flat after."""
-    factors = [lr_factor(s, warmup_steps=4, max_steps=20, min_lr_ratio=0.1) for s in range(25)]
-    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
-    assert factors[4] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(factors[4:], factors[5:]))
-    assert factors[20] == pytest.approx(0.1) and factors[24] == pytest.approx(0.1)
-
-
-def test_no_weight_decay_on_norms():
-    """Norm weights (1-D) sit in the zero-decay group; every matrix decays."""
-    model = HybridLM(get_preset("tiny"))
-    decay, no_decay = param_groups(model, 0.1)
-    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
-    assert all(p.ndim == 1 for p in no_decay["params"])
-    assert len(no_decay["params"]) == get_preset("tiny").n_layers + 1
-    assert sum(p.numel() for g in (decay, no_decay) for p in g["params"]) == get_preset("tiny").num_params()
-
-
-@pytest.mark.parametrize("field, value", [("lr", 0.0), ("beta2", 1.0), ("max_steps", 0), ("min_lr_ratio", 1.5)])
-def test_bad_optim_values_raise(field, value):
-    """Out-of-range optimiser settings raise a ConfigError naming the field."""
-    with pytest.raises(ConfigError, match=f"optim.{field}"):
-        OptimConfig(**{field: value})

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from composer_automl import cli
+from composer_automl.adapters.hydra import sweep_jobs
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -79,7 +80,7 @@ def test_every_readme_command_composes(capsys, tmp_path, user_conf, line):
     jobs = [argv]
     if "-m" in argv:  # Hydra shows no config for a sweep (--cfg and -m exclude each other): compose each job
         rest = [a for a in argv[1:] if a != "-m"]
-        jobs = [[argv[0], *job] for job in cli.sweep_jobs(rest, multirun=True)]
+        jobs = [[argv[0], *job] for job in sweep_jobs(rest)]
         assert len(jobs) > 1
     for job in jobs:
         with pytest.raises(SystemExit) as exit_info:

@@ -146,7 +146,7 @@ def run(config: AggregateConfig) -> tuple[AggregateResult, Optional[Path]]:
 
 
 def task(cfg: DictConfig) -> None:
-    run(to_dataclass(AggregateConfig, cfg, "aggregate"))
+    run(to_dataclass(AggregateConfig, cfg))
 
 
 def main(argv: list[str]) -> None:

@@ -19,25 +19,17 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from composer_automl.calibrate.run import CalibrateSettings, default_run_dir, make_plan, run_calibration, saved_spec
+from composer_automl.adapters.hydra import typed_keys
+from composer_automl.calibrate.run import CalibrateSettings, make_plan, run_calibration, saved_spec
 from composer_automl.cli import run_hydra_app
-from composer_automl.config import ConfigError, to_dataclass
-from composer_automl.rungs import read_rung_file, resolve_mapping
-from composer_automl.search.cluster import RunAborted
-from composer_automl.search.ladder import ladder_from_mapping
+from composer_automl.config import ConfigError, located, to_dataclass
+from composer_automl.engine.ladder import ladder_from_mapping
+from composer_automl.engine.pool import RunAborted
+from composer_automl.engine.rundir import default_run_dir
+from composer_automl.rungs.registry import read_rung_file, resolve_mapping
 from composer_automl.search.spaces import command_line_sources_win, space_from_mapping
 
 TOP_LEVEL_KEYS = {"calibrate", "search_space", "fidelity", "resume"}
-
-
-def _given(overrides: list[str]) -> set[str]:
-    """Keys set on the command line (``calibrate.seeds=3`` → ``calibrate.seeds``; ``fidelity=x`` → ``fidelity``)."""
-    keys = set()
-    for text in overrides:
-        key = text.split("=", 1)[0].lstrip("+~")
-        keys.add(key)
-        keys.add(key.split(".", 1)[0] if not key.startswith("calibrate.") else key)
-    return keys
 
 
 def task(cfg: DictConfig) -> None:
@@ -52,19 +44,23 @@ def task(cfg: DictConfig) -> None:
     if cfg.resume:
         run_dir = Path(str(cfg.resume))
         saved = saved_spec(run_dir).get("last", {})
-        given = _given(overrides)
-        node = {**saved.get("settings", {}), **{k: v for k, v in node.items() if f"calibrate.{k}" in given}}
-        if "search_space" not in given and saved.get("search_space"):
+        given = typed_keys(overrides)
+        typed = {k.split(".", 1)[1] for k in given if k.startswith("calibrate.")}
+        node = {**saved.get("settings", {}), **{k: v for k, v in node.items() if k in typed}}
+        if not _typed_under(given, "search_space") and saved.get("search_space"):
             space_node = saved["search_space"]
-        if "fidelity" not in given and saved.get("fidelity"):
+        if not _typed_under(given, "fidelity") and saved.get("fidelity"):
             fidelity_name, fidelity_node = saved["fidelity"]["name"], saved["fidelity"]["mapping"]
     settings = to_dataclass(CalibrateSettings, node, "calibrate")
     space = space_from_mapping(command_line_sources_win(space_node, overrides))
     ladder = ladder_from_mapping(fidelity_name, fidelity_node)
-    reference = resolve_mapping(read_rung_file(settings.reference)) if settings.reference else None
+    reference = None
+    if settings.reference:
+        with located("calibrate.reference"):
+            reference = resolve_mapping(read_rung_file(settings.reference))
     plan = make_plan(space, ladder, settings, reference)
     if run_dir is None:
-        run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir()
+        run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir("calibrate")
         settings = dataclasses.replace(settings, run_dir=str(run_dir))
     command = "composer-automl calibrate " + " ".join(overrides)
     try:
@@ -72,6 +68,11 @@ def task(cfg: DictConfig) -> None:
     except RunAborted as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+
+
+def _typed_under(given: set[str], group: str) -> bool:
+    """Whether the command line set ``group`` or a key under it."""
+    return any(k == group or k.startswith(group + ".") for k in given)
 
 
 def main(argv: list[str]) -> None:

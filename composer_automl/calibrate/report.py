@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from composer_automl.calibrate import stats
-from composer_automl.calibrate.table import Row
+from composer_automl.table import Row
 from composer_automl.efficiency import target_cost
 from composer_automl.search.front import FrontPoint, front_markdown, front_of
 from composer_automl.files import atomic_write, atomic_write_text
 from composer_automl.patterns import ATTENTION, Pattern
-from composer_automl.search.ladder import COST_TOLERANCE
+from composer_automl.engine.ladder import COST_TOLERANCE
 
 REPORT_JSON, REPORT_MD, REPORT_PNG = "report.json", "report.md", "report.png"
 FRONT_TARGET = "1B"

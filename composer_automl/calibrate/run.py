@@ -1,11 +1,10 @@
-"""One calibration run: the plan (patterns × rungs × seeds), the worker pool, the table, the report.
+"""One calibration run: the plan (patterns × rungs × seeds) run by the engine, the table, the report.
 
-Evaluations go through the search's worker machinery (nameserver, hpbandster
-dispatcher, local or remote :class:`~composer_automl.search.worker.TrialWorker`
-processes): the rungs being calibrated form a ladder whose budgets only select the
-rung, and every job carries its own seed. Rows already in the run's table (same
-pattern, rung, seed and rung config hash) are never evaluated again, which is how
-``resume=`` continues a killed run or extends it with more rungs, seeds or patterns.
+The plan is a proposer of the evaluation engine (the search's workers, local or remote):
+the rungs being calibrated form a ladder whose budgets only select the rung, and every
+job carries its own seed. Rows already in the run's table (same pattern, rung, seed and
+rung config hash) are never evaluated again, which is how ``resume=`` continues a killed
+run or extends it with more rungs, seeds or patterns.
 """
 
 from __future__ import annotations
@@ -13,28 +12,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
-import threading
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
-from hpbandster.core.dispatcher import Dispatcher
 
-from composer_automl.calibrate.table import TABLE_FILE, Row, append_row, read_rows, rung_hash
 from composer_automl.config import ConfigError
+from composer_automl.engine.jobs import EvalJob, Evaluation, duration
+from composer_automl.engine.ladder import Ladder, ladder_from_mapping
+from composer_automl.engine.pool import PoolSettings, RunAborted
+from composer_automl.engine.rundir import RunLock, check_new_run_dir, stopped_message
+from composer_automl.engine.runner import Engine
+from composer_automl.engine.spec import RunSpec
 from composer_automl.files import atomic_write_text
 from composer_automl.patterns import Pattern, PatternError
 from composer_automl.provenance import machine
-from composer_automl.rungs import rung_name
-from composer_automl.search import transport
-from composer_automl.search.cluster import PoolSettings, RunAborted, Watchdog, WorkerPool, checked_secret
-from composer_automl.search.ladder import Ladder, ladder_from_mapping
+from composer_automl.rungs.registry import rung_name
 from composer_automl.search.spaces import SearchSpace
+from composer_automl.table import TABLE_FILE, Row, append_row, read_rows, rung_hash
 
 log = logging.getLogger("composer_automl.calibrate")
 
@@ -49,8 +47,6 @@ EVALS_DIR = "evals"
 @dataclass
 class CalibrateSettings(PoolSettings):
     """The ``calibrate:`` section of ``conf/calibrate.yaml`` (worker-pool fields: :class:`PoolSettings`)."""
-
-    section: ClassVar[str] = "calibrate"
 
     patterns: Any = "all"
     """``all`` (every pattern of the search space), ``sample:N`` (N distinct ones) or a list of patterns."""
@@ -77,22 +73,20 @@ class CalibrateSettings(PoolSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.seeds < 1 or self.reference_seeds < 1:
-            raise ConfigError(f"calibrate.seeds and calibrate.reference_seeds must be >= 1, got "
-                              f"{self.seeds} and {self.reference_seeds}")
-        if self.bootstrap < 1:
-            raise ConfigError(f"calibrate.bootstrap must be >= 1, got {self.bootstrap}")
+        for name in ("seeds", "reference_seeds", "bootstrap"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", key=name)
         if isinstance(self.patterns, str):
             if self.patterns != "all" and not _sample_size(self.patterns):
-                raise ConfigError(f"calibrate.patterns={self.patterns!r} is not allowed; give 'all', "
-                                  "'sample:N' (N >= 1) or a list of patterns")
+                raise ConfigError(f"={self.patterns!r} is not allowed; give 'all', 'sample:N' (N >= 1) or a list "
+                                  "of patterns", key="patterns")
         elif not isinstance(self.patterns, (list, tuple)) or not self.patterns:
-            raise ConfigError("calibrate.patterns must be 'all', 'sample:N' or a non-empty list of patterns")
+            raise ConfigError("must be 'all', 'sample:N' or a non-empty list of patterns", key="patterns")
         for name, n in (self.patterns_per_rung or {}).items():
             if not isinstance(n, int) or n < 1:
-                raise ConfigError(f"calibrate.patterns_per_rung.{name} must be an integer >= 1, got {n!r}")
+                raise ConfigError(f"must be an integer >= 1, got {n!r}", key=f"patterns_per_rung.{name}")
         if self.extra_seed_patterns is not None and self.extra_seed_patterns < 1:
-            raise ConfigError(f"calibrate.extra_seed_patterns must be >= 1 or null, got {self.extra_seed_patterns}")
+            raise ConfigError(f"must be >= 1 or null, got {self.extra_seed_patterns}", key="extra_seed_patterns")
 
 
 def _sample_size(text: str) -> int:
@@ -109,7 +103,7 @@ def select_patterns(space: SearchSpace, patterns: Any, sample_seed: int = 0) -> 
         valid = [str(p) for p in space.patterns()]
         n = _sample_size(patterns)
         if n > len(valid):
-            raise ConfigError(f"calibrate.patterns={patterns}: the space has only {len(valid)} valid patterns")
+            raise ConfigError(f"={patterns}: the space has only {len(valid)} valid patterns", key="calibrate.patterns")
         picked = np.random.default_rng(sample_seed).choice(len(valid), size=n, replace=False)
         return [valid[i] for i in sorted(picked)]
     return _listed_patterns(space, patterns, "calibrate.patterns")
@@ -134,7 +128,7 @@ def _listed_patterns(space: SearchSpace, patterns: Any, key: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Plan:
+class CalibrationPlan:
     """What a calibration evaluates: patterns × rungs (cheapest first, reference last) × seeds."""
 
     space: SearchSpace
@@ -191,15 +185,15 @@ class Plan:
 
 
 def make_plan(space: SearchSpace, ladder: Ladder, settings: CalibrateSettings,
-              reference: dict[str, Any] | None = None) -> Plan:
+              reference: dict[str, Any] | None = None) -> CalibrationPlan:
     """Append the reference rung (a resolved rung mapping named ``settings.reference``) to ``ladder``."""
     names = [r.name for r in ladder.rungs]
     rungs = list(ladder.mapping["rungs"])
     ref_name = rung_name(settings.reference) if settings.reference else names[-1]
     if ref_name != names[-1]:
         if ref_name in names:
-            raise ConfigError(f"calibrate.reference={settings.reference!r} is a lower rung of the ladder "
-                              f"{ladder.name} {names}; the reference must be its top rung or a rung outside it")
+            raise ConfigError(f"={settings.reference!r} is a lower rung of the ladder {ladder.name} {names}; the "
+                              "reference must be its top rung or a rung outside it", key="calibrate.reference")
         rungs.append({"budget": ladder.max_budget * ladder.eta, "rung": ref_name, "rung_config": reference})
     extended = ladder_from_mapping(ladder.name, {"kind": "ladder", "eta": ladder.eta, "rungs": rungs})
     duplicates = sorted({r.name for r in extended.rungs if [x.name for x in extended.rungs].count(r.name) > 1})
@@ -214,9 +208,9 @@ def make_plan(space: SearchSpace, ladder: Ladder, settings: CalibrateSettings,
     per_rung = dict(settings.patterns_per_rung or {})
     unknown = sorted(set(per_rung) - set(seeds))
     if unknown:
-        raise ConfigError(f"calibrate.patterns_per_rung names rung(s) {unknown} that this calibration does not "
-                          f"evaluate; its rungs: {list(seeds)}")
-    return Plan(space, ladder, extended, tuple(patterns), seeds, n_first=len(included),
+        raise ConfigError(f"names rung(s) {unknown} that this calibration does not evaluate; its rungs: "
+                          f"{list(seeds)}", key="calibrate.patterns_per_rung")
+    return CalibrationPlan(space, ladder, extended, tuple(patterns), seeds, n_first=len(included),
                 per_rung=per_rung, extra_seed_patterns=settings.extra_seed_patterns)
 
 
@@ -225,19 +219,18 @@ def public_settings(settings: CalibrateSettings) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("secret", "run_dir")}
 
 
-def default_run_dir() -> Path:
-    return Path("runs") / time.strftime("calibrate-%Y%m%d-%H%M%S")
-
-
 def saved_spec(run_dir: Path) -> dict[str, Any]:
-    """The run directory's ``calibrate.json`` (a ConfigError if it is not a calibration run)."""
+    """The run directory's ``calibrate.json`` (a ConfigError if it is not a calibration run, or unreadable)."""
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise ConfigError(f"resume={str(run_dir)!r} is not a calibration run directory (no {RUN_FILE})")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"resume={str(run_dir)!r}: {RUN_FILE} cannot be read ({err})") from None
 
 
-def merge_spec(previous: dict[str, Any] | None, plan: Plan, settings: CalibrateSettings, run_id: str,
+def merge_spec(previous: dict[str, Any] | None, plan: CalibrationPlan, settings: CalibrateSettings, run_id: str,
                command: str) -> dict[str, Any]:
     """The run's spec after this invocation: every rung, ladder and pattern it has ever evaluated.
 
@@ -271,152 +264,89 @@ def merge_spec(previous: dict[str, Any] | None, plan: Plan, settings: CalibrateS
     return spec
 
 
-class Evaluations:
-    """Submits the pending jobs to a dispatcher and records each result as a table row.
+class PlanProposer:
+    """The pending evaluations of a plan, proposed one after another; each result becomes a table row."""
 
-    The dispatcher calls :meth:`on_result` from a Pyro callback thread: nothing may
-    raise there (the job would never be released), so a row that cannot be written
-    is logged and still counted as done.
-    """
-
-    def __init__(self, plan: Plan, run_dir: Path, pending: list[tuple[int, int, int]], hashes: dict[str, str]):
-        self.plan, self.run_dir, self.pending, self.hashes = plan, run_dir, pending, hashes
-        self.remaining = len(pending)
-        self.n_done = 0
-        self.started = False
+    def __init__(self, plan: CalibrationPlan, run_dir: Path, pending: list[tuple[int, int, int]],
+                 hashes: dict[str, str]):
+        self.plan, self.run_dir, self.hashes = plan, run_dir, hashes
+        self.todo = list(reversed(pending))
+        self.n_jobs, self.n_done = len(pending), 0
         self.t0 = time.monotonic()
-        self.cond = threading.Condition()
-        self.watchdog: Watchdog | None = None
 
-    def on_result(self, job) -> None:
-        if self.watchdog is not None and self.watchdog.answered_late(job):
-            return  # a timed-out evaluation's late answer: already counted when it timed out
-        try:
-            row = self._row(job)
-            append_row(self.run_dir, row)
-            self._progress(row)
-        except Exception:
-            log.error("could not record evaluation %s:\n%s", job.id, traceback.format_exc())
-        finally:
-            with self.cond:
-                self.remaining -= 1
-                self.cond.notify_all()
+    def ask(self) -> EvalJob | None:
+        if not self.todo:
+            return None
+        job = self.todo.pop()
+        pattern, _, seed = self.plan.key(job)
+        width = {k: int(v) for k, v in vars(self.plan.space.width(self.plan.space.to_config(pattern))).items()}
+        return EvalJob(job, pattern, width, float(self.plan.ladder.budgets[job[0]]), seed)
 
-    def _row(self, job) -> Row:
-        pattern, rung, seed = self.plan.key(tuple(job.id))
-        info = (job.result or {}).get("info") or {}
-        loss = None if job.result is None else job.result.get("loss")
-        ok = loss is not None and math.isfinite(float(loss))
-        error = None
-        if not ok:
-            why = (self.watchdog.failure(job.id) if self.watchdog else None) or job.exception or f"non-finite loss {loss}"
-            error = "\n".join(str(why).strip().splitlines()[-20:])
-        return Row(pattern=pattern, rung=rung, seed=seed, status="ok" if ok else "failed",
-                   loss=float(loss) if ok else None, metrics=dict(info.get("metrics", {})),
-                   wall_time_s=float(info.get("wall_time_s", 0.0)), cpu_time_s=float(info.get("cpu_time_s", 0.0)),
-                   rung_hash=self.hashes[rung], code_version=str(info.get("code_version", "")),
-                   worker=(job.worker_name or "").split(".worker.", 1)[-1] or None, error=error)
-
-    def _progress(self, row: Row) -> None:
+    def record(self, result: Evaluation) -> None:
+        """Append the evaluation's row and print its progress line."""
+        pattern, rung, seed = self.plan.key(result.job.id)
+        row = Row(pattern=pattern, seed=seed, rung_hash=self.hashes[rung], **result.as_row())
+        append_row(self.run_dir, row)
         self.n_done += 1
-        n = len(self.pending)
-        elapsed = time.monotonic() - self.t0
-        left = elapsed / self.n_done * (n - self.n_done)
-        outcome = f"loss={row.loss:.4f}" if row.status == "ok" else "FAILED " + (row.error or "").splitlines()[-1][:80]
-        print(f"[calibrate {self.n_done}/{n}] {row.rung} seed={row.seed} {row.pattern} {outcome} "
-              f"({row.wall_time_s:.1f} s) ~{_duration(left)} left", flush=True)
+        left = (time.monotonic() - self.t0) / self.n_done * (self.n_jobs - self.n_done)
+        print(f"[calibrate {self.n_done}/{self.n_jobs}] {rung} seed={seed} {pattern} {result.outcome()} "
+              f"~{duration(left)} left", flush=True)
 
-    def submit_all(self, dispatcher: Dispatcher) -> None:
-        for job in self.pending:
-            pattern, rung, seed = self.plan.key(job)
-            config = transport.plain(dict(self.plan.space.to_config(pattern)))
-            budget = float(self.plan.ladder.budgets[job[0]])
-            dispatcher.submit_job(job, config=config, budget=budget, working_directory=str(self.run_dir),
-                                  seed=seed)
+    def tell(self, result: Evaluation) -> None:
+        """Nothing to learn: the plan is fixed."""
 
-    def wait(self) -> None:
-        with self.cond:
-            while self.remaining > 0:
-                self.cond.wait(0.5)
+    @property
+    def finished(self) -> bool:
+        return not self.todo
 
 
-def _duration(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{int(seconds % 60):02d}s"
-
-
-def run_calibration(settings: CalibrateSettings, plan: Plan, run_dir: Path, resume: bool = False,
+def run_calibration(settings: CalibrateSettings, plan: CalibrationPlan, run_dir: Path, resume: bool = False,
                     command: str = "composer-automl calibrate") -> dict[str, Any]:
     """Evaluate every missing (pattern, rung, seed) of ``plan`` in ``run_dir``, then write the report."""
     from composer_automl.calibrate.report import write_report
 
-    secret = checked_secret(settings)
     previous = saved_spec(run_dir) if resume else None
-    if not resume and run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"calibrate.run_dir={str(run_dir)!r} already holds a run; choose a new directory "
-                          f"or resume={run_dir}")
-    run_id = (previous or {}).get("run_id") or settings.run_id or uuid.uuid4().hex[:8]
-    spec = merge_spec(previous, plan, settings, run_id, command)
-    hashes = {name: entry["hash"] for name, entry in spec["rungs"].items()}
-    rows = read_rows(run_dir) if resume and (run_dir / TABLE_FILE).is_file() else []
-    for row in rows:
-        if row.rung in hashes and row.rung_hash and row.rung_hash != hashes[row.rung]:
-            raise ConfigError(f"{run_dir / TABLE_FILE}: a row of rung {row.rung!r} has config hash {row.rung_hash}, "
-                              f"not {hashes[row.rung]}; the table mixes two versions of that rung")
-    if settings.report_only:
-        if not resume:
-            raise ConfigError("calibrate.report_only needs resume=RUN_DIR (the table to report on)")
-        return write_report(run_dir, previous, rows, settings.bootstrap)
+    if settings.report_only and not resume:
+        raise ConfigError("calibrate.report_only needs resume=RUN_DIR (the table to report on)")
+    if not resume:
+        check_new_run_dir(run_dir, "calibrate.run_dir", "calibrate")
+    if not settings.report_only:
+        plan.ladder.prepare_inputs()  # input errors before a new run directory exists
+    with RunLock(run_dir):
+        run_id = (previous or {}).get("run_id") or settings.run_id or uuid.uuid4().hex[:8]
+        spec = merge_spec(previous, plan, settings, run_id, command)
+        hashes = {name: entry["hash"] for name, entry in spec["rungs"].items()}
+        rows = read_rows(run_dir) if resume and (run_dir / TABLE_FILE).is_file() else []
+        for row in rows:
+            if row.rung in hashes and row.rung_hash and row.rung_hash != hashes[row.rung]:
+                raise ConfigError(f"{run_dir / TABLE_FILE}: a row of rung {row.rung!r} has config hash "
+                                  f"{row.rung_hash}, not {hashes[row.rung]}; the table mixes two versions of that rung")
+        if settings.report_only:
+            return write_report(run_dir, previous, rows, settings.bootstrap)
 
-    done = {r.key for r in rows if r.status == "ok"}
-    pending = [job for job in plan.jobs() if plan.key(job) not in done]
-    if pending:
-        plan.ladder.prepare_inputs()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "logs").mkdir(exist_ok=True)
-    atomic_write_text(run_dir / RUN_FILE, json.dumps(spec, indent=2, sort_keys=True))
-    logging.getLogger("hpbandster").setLevel(logging.WARNING)
-    n_jobs = len(plan.jobs())
-    print(f"calibrate {run_id}: {len(plan.patterns)} patterns × rungs "
-          f"{', '.join(f'{name} ({k} seeds)' for name, k in plan.seeds.items())} = {n_jobs} evaluations; "
-          f"{n_jobs - len(pending)} already in the table, {len(pending)} to run; run dir {run_dir}", flush=True)
-    for warning in plan.base.cost_warnings():
-        print(f"warning (stated costs): {warning}", flush=True)
-    if pending:
-        _evaluate(settings, plan, run_dir, pending, hashes, run_id, secret)
-    report = write_report(run_dir, spec, read_rows(run_dir), settings.bootstrap)
+        done = {r.key for r in rows if r.status == "ok"}
+        pending = [job for job in plan.jobs() if plan.key(job) not in done]
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / RUN_FILE, json.dumps(spec, indent=2, sort_keys=True))
+        n_jobs = len(plan.jobs())
+        print(f"calibrate {run_id}: {len(plan.patterns)} patterns × rungs "
+              f"{', '.join(f'{name} ({k} seeds)' for name, k in plan.seeds.items())} = {n_jobs} evaluations; "
+              f"{n_jobs - len(pending)} already in the table, {len(pending)} to run; run dir {run_dir}", flush=True)
+        for warning in plan.base.cost_warnings():
+            print(f"warning (stated costs): {warning}", flush=True)
+        if pending:
+            proposer = PlanProposer(plan, run_dir, pending, hashes)
+            run_spec = RunSpec(run_id, plan.ladder.name, plan.ladder.mapping, str((run_dir / EVALS_DIR).resolve()))
+            try:
+                Engine(settings, run_spec, plan.ladder, run_dir / "logs", "calibration", "calibrate").run(
+                    proposer, proposer.record)
+            except (KeyboardInterrupt, RunAborted) as err:
+                print(stopped_message(err, run_dir, "calibrate", "finished evaluations"), flush=True)
+                raise
+        report = write_report(run_dir, spec, read_rows(run_dir), settings.bootstrap)
     for ladder, pairs in report["ladders"].items():
         for pair in pairs:
             if pair["cost_warning"]:
                 print(f"warning (measured costs): ladder {ladder}: {pair['low']} → {pair['high']} cost "
                       f"{pair['cost_ratio']:.2g}× apart, not about eta", flush=True)
     return report
-
-
-def _evaluate(settings: CalibrateSettings, plan: Plan, run_dir: Path, pending: list[tuple[int, int, int]],
-              hashes: dict[str, str], run_id: str, secret: str | None) -> None:
-    evaluations = Evaluations(plan, run_dir, pending, hashes)
-    worker_spec = {"run_id": run_id, "search_space": plan.space.resolved_mapping(), "fidelity_name": plan.ladder.name,
-                   "ladder": plan.ladder.mapping, "seed": 0, "run_dir": str((run_dir / EVALS_DIR).resolve())}
-    try:
-        with WorkerPool(settings, run_id, worker_spec, run_dir / "logs", secret) as pool:
-            dispatcher = Dispatcher(evaluations.on_result, run_id=run_id, ping_interval=settings.ping_interval_s,
-                                    nameserver=pool.ns_host, nameserver_port=pool.ns_port, host=pool.ns_host,
-                                    logger=logging.getLogger("hpbandster"))
-            thread = threading.Thread(target=dispatcher.run, name="dispatcher", daemon=True)
-            thread.start()
-            evaluations.watchdog = Watchdog(dispatcher, settings.trial_timeout_s, pool.kill_worker)
-            try:
-                pool.start_workers(kind="calibration")
-                evaluations.submit_all(dispatcher)
-                pool.supervise(evaluations.wait,
-                               waiting=lambda: evaluations.n_done == 0 and not dispatcher.running_jobs)
-            finally:
-                evaluations.watchdog.stop()
-                dispatcher.shutdown(shutdown_workers=True)
-                thread.join(timeout=10)
-    except (KeyboardInterrupt, RunAborted) as err:
-        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"stopped: {err}"
-        print(f"\n{reason}; finished evaluations are in {run_dir / TABLE_FILE}; continue with: "
-              f"composer-automl calibrate resume={run_dir}", flush=True)
-        raise

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from scipy import stats
 
-from composer_automl.calibrate.table import Row, ok_rows
+from composer_automl.table import Row, ok_rows
 
 Statistic = Callable[[Sequence[float], Sequence[float]], float]
 

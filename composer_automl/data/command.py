@@ -11,7 +11,7 @@ import sys
 from omegaconf import DictConfig
 
 from composer_automl.cli import run_hydra_app
-from composer_automl.config import to_dataclass
+from composer_automl.config import located, to_dataclass
 from composer_automl.data.config import DataConfig
 from composer_automl.data.prepare import SPLITS, PreparedData, prepare
 
@@ -35,7 +35,9 @@ def describe(data: PreparedData) -> list[str]:
 
 
 def prepare_task(cfg: DictConfig) -> PreparedData:
-    data = prepare(to_dataclass(DataConfig, cfg.data, "data"))
+    config = to_dataclass(DataConfig, cfg.data, "data")
+    with located("data"):
+        data = prepare(config)
     print("\n".join(describe(data)))
     return data
 

@@ -57,23 +57,23 @@ class DataConfig:
     def __post_init__(self) -> None:
         from composer_automl.data.tokenizers import TOKENIZERS
 
-        choice(self.format, FORMATS, "data.format")
-        choice(self.tokenizer, TOKENIZERS, "data.tokenizer")
-        choice(self.tokens_dtype, TOKEN_DTYPES, "data.tokens_dtype")
+        choice(self.format, FORMATS, "format")
+        choice(self.tokenizer, TOKENIZERS, "tokenizer")
+        choice(self.tokens_dtype, TOKEN_DTYPES, "tokens_dtype")
         if not self.source:
-            raise ConfigError("data.source is empty; give 'stdlib', a directory, a glob, a .jsonl file, "
-                              "an indexed-dataset prefix or a token file")
+            raise ConfigError("is empty; give 'stdlib', a directory, a glob, a .jsonl file, an indexed-dataset "
+                              "prefix or a token file", key="source")
         if self.format == "stdlib" and self.source != "stdlib":
-            raise ConfigError(f"data.format=stdlib takes no files but data.source={self.source!r}; "
-                              "set data.format=auto (or text/jsonl/indexed/tokens) for your own files")
+            raise ConfigError(f"=stdlib takes no files but source={self.source!r}; set format=auto (or "
+                              "text/jsonl/indexed/tokens) for your own files", key="format")
         if self.tokenizer == "hf" and not self.tokenizer_path:
-            raise ConfigError("data.tokenizer_path is required with data.tokenizer=hf (a local tokenizer.json)")
+            raise ConfigError("is required with tokenizer=hf (a local tokenizer.json)", key="tokenizer_path")
         if not 0 < self.valid_fraction <= 0.5:
-            raise ConfigError(f"data.valid_fraction={self.valid_fraction} must be in (0, 0.5]")
+            raise ConfigError(f"={self.valid_fraction} must be in (0, 0.5]", key="valid_fraction")
         if self.max_bytes < 1:
-            raise ConfigError(f"data.max_bytes={self.max_bytes} must be a positive integer")
+            raise ConfigError(f"={self.max_bytes} must be a positive integer", key="max_bytes")
         if not self.name or "/" in self.name:
-            raise ConfigError(f"data.name={self.name!r} must be a non-empty name without '/'")
+            raise ConfigError(f"={self.name!r} must be a non-empty name without '/'", key="name")
 
     @property
     def cache_root(self) -> Path:

@@ -85,23 +85,21 @@ def resolve_files(source: str, dir_glob: str, what: str) -> list[Path]:
     if glob.has_magic(source):
         files = sorted(Path(p) for p in glob.glob(os.path.expanduser(source), recursive=True) if Path(p).is_file())
         if not files:
-            raise ConfigError(f"data.source={source!r}: the glob matches no files")
+            raise ConfigError(f"={source!r}: the glob matches no files", key="source")
     else:
         path = Path(source).expanduser()
         if path.is_dir():
             files = sorted(p for p in path.glob(dir_glob) if p.is_file())
             if not files:
-                raise ConfigError(
-                    f"data.source={source!r}: the directory has no {what} files matching {dir_glob!r} "
-                    "(set data.text_glob, or data.format=jsonl for JSON lines)"
-                )
+                raise ConfigError(f"={source!r}: the directory has no {what} files matching {dir_glob!r} "
+                    "(set data.text_glob, or data.format=jsonl for JSON lines)", key="source")
         elif path.is_file():
             files = [path]
         else:
-            raise ConfigError(f"data.source={source!r}: no such file or directory")
+            raise ConfigError(f"={source!r}: no such file or directory", key="source")
     empty = [f for f in files if f.stat().st_size == 0]
     if empty:
-        raise ConfigError(f"data.source: input file {str(empty[0])!r} is empty ({len(empty)} empty file(s) in all)")
+        raise ConfigError(f": input file {str(empty[0])!r} is empty ({len(empty)} empty file(s) in all)", key="source")
     return files
 
 
@@ -222,9 +220,9 @@ def jsonl_text(line: bytes, field_name: str, path: Path, lineno: int) -> str:
         raise ConfigError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
     if not isinstance(record, dict) or field_name not in record:
         keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-        raise ConfigError(f"data.jsonl_field={field_name!r} is absent at {path}:{lineno}; the record has keys {keys}")
+        raise ConfigError(f"={field_name!r} is absent at {path}:{lineno}; the record has keys {keys}", key="jsonl_field")
     if not isinstance(record[field_name], str):
-        raise ConfigError(f"data.jsonl_field={field_name!r} at {path}:{lineno} is not a string")
+        raise ConfigError(f"={field_name!r} at {path}:{lineno} is not a string", key="jsonl_field")
     return record[field_name]
 
 
@@ -243,7 +241,7 @@ def open_corpus(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
     if kind == "stdlib":
         files = stdlib_files(cfg.max_bytes)
         if not files:
-            raise ConfigError(f"data.max_bytes={cfg.max_bytes} is smaller than any standard-library file")
+            raise ConfigError(f"={cfg.max_bytes} is smaller than any standard-library file", key="max_bytes")
         return Corpus(kind, files, sum(f.stat().st_size for f in files), tokenizer)
     if kind == "text":
         files = resolve_files(cfg.source, cfg.text_glob, "text")
@@ -272,25 +270,23 @@ def _open_indexed(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
     idx, bin_ = Path(prefix + ".idx"), Path(prefix + ".bin")
     for part in (idx, bin_):
         if not part.is_file():
-            raise ConfigError(f"data.source={cfg.source!r}: indexed dataset file {str(part)!r} is missing")
+            raise ConfigError(f"={cfg.source!r}: indexed dataset file {str(part)!r} is missing", key="source")
         if part.stat().st_size == 0:
-            raise ConfigError(f"data.source={cfg.source!r}: indexed dataset file {str(part)!r} is empty")
+            raise ConfigError(f"={cfg.source!r}: indexed dataset file {str(part)!r} is empty", key="source")
     try:
         indexed_dataset().IndexedDataset(prefix)  # reads the .idx header and index, not the tokens
     except Exception as err:  # megatron asserts on malformed headers
-        raise ConfigError(f"data.source={cfg.source!r} is not a readable megatron indexed dataset: {err}") from None
+        raise ConfigError(f"={cfg.source!r} is not a readable megatron indexed dataset: {err}", key="source") from None
     return Corpus("indexed", [idx, bin_], bin_.stat().st_size, tokenizer)
 
 
 def _open_tokens(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
     path = Path(cfg.source).expanduser()
     if not path.is_file():
-        raise ConfigError(f"data.source={cfg.source!r}: no such token file")
+        raise ConfigError(f"={cfg.source!r}: no such token file", key="source")
     size, itemsize = path.stat().st_size, np.dtype(cfg.tokens_dtype).itemsize
     if size == 0:
-        raise ConfigError(f"data.source={cfg.source!r}: the token file is empty")
+        raise ConfigError(f"={cfg.source!r}: the token file is empty", key="source")
     if size % itemsize:
-        raise ConfigError(
-            f"data.tokens_dtype={cfg.tokens_dtype}: {size} bytes is not a whole number of {itemsize}-byte ids"
-        )
+        raise ConfigError(f"={cfg.tokens_dtype}: {size} bytes is not a whole number of {itemsize}-byte ids", key="tokens_dtype")
     return Corpus("tokens", [path], size, tokenizer, token_dtype=cfg.tokens_dtype)

@@ -70,7 +70,7 @@ def split_mask(n_documents: int, valid_fraction: float, seed: int) -> np.ndarray
     draw per document index), so the assignment does not depend on content.
     """
     if n_documents < 2:
-        raise ConfigError(f"data.source has {n_documents} document(s); a train/valid split needs at least 2")
+        raise ConfigError(f"has {n_documents} document(s); a train/valid split needs at least 2", key="source")
     draws = np.random.default_rng(seed).random(n_documents)
     mask = draws < valid_fraction
     if not mask.any():

@@ -57,20 +57,18 @@ class HFTokenizer:
 
         file = Path(path).expanduser()
         if not file.is_file():
-            raise ConfigError(f"data.tokenizer_path={path!r}: no such file (expected a local tokenizer.json)")
+            raise ConfigError(f"={path!r}: no such file (expected a local tokenizer.json)", key="tokenizer_path")
         try:
             self._tok = _HFTokenizer.from_file(str(file))
         except Exception as err:  # the Rust parser raises plain Exception subclasses
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ConfigError(f"data.tokenizer_path={path!r} does not parse as a tokenizer.json: {first}") from None
+            raise ConfigError(f"={path!r} does not parse as a tokenizer.json: {first}", key="tokenizer_path") from None
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
         candidates = (eod_token,) if eod_token else EOD_CANDIDATES
         found = [(t, self._tok.token_to_id(t)) for t in candidates if self._tok.token_to_id(t) is not None]
         if not found:
-            raise ConfigError(
-                f"data.eod_token: tokenizer {path!r} has none of {list(candidates)}; "
-                "set data.eod_token to one of its special tokens"
-            )
+            raise ConfigError(f": tokenizer {path!r} has none of {list(candidates)}; "
+                "set data.eod_token to one of its special tokens", key="eod_token")
         self.eod_token, self.eod_id = found[0]
         digest = hashlib.sha256(file.read_bytes()).hexdigest()[:16]
         self.identity = f"hf-{digest}-eod={self.eod_token}"
@@ -94,5 +92,5 @@ TOKENIZERS: dict[str, Callable[..., Tokenizer]] = {
 def build_tokenizer(name: str, path: str | None = None, eod_token: str | None = None) -> Tokenizer:
     """Instantiate a registered tokenizer; a bad name or file raises :class:`ConfigError`."""
     if name not in TOKENIZERS:
-        raise ConfigError(f"data.tokenizer={name!r} is not allowed; choose one of {sorted(TOKENIZERS)}")
+        raise ConfigError(f"={name!r} is not allowed; choose one of {sorted(TOKENIZERS)}", key="tokenizer")
     return TOKENIZERS[name](path, eod_token)

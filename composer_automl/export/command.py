@@ -88,7 +88,7 @@ def export(config: ExportConfig) -> Path:
 
 
 def _task(cfg: DictConfig) -> None:
-    config = to_dataclass(ExportConfig, cfg, "export")
+    config = to_dataclass(ExportConfig, cfg)
     check(config)
     out = export(config)
     print(f"exported {config.ckpt} -> {out} ({WEIGHTS}, {SPEC}); load with composer_automl.export.load_hybrid")

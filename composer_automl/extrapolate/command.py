@@ -45,9 +45,9 @@ class ScaleOptions:
         choice(self.method, STRATEGIES, "method")
         choice(self.kv_dtype, DTYPE_BYTES, "kv_dtype")
         if not 0 < self.tolerance < 1:
-            raise ConfigError(f"tolerance={self.tolerance} must be in (0, 1), e.g. 0.02 for ±2%")
+            raise ConfigError(f"={self.tolerance} must be in (0, 1), e.g. 0.02 for ±2%", key="tolerance")
         if self.seq_len < 1:
-            raise ConfigError(f"seq_len={self.seq_len} must be a positive integer")
+            raise ConfigError(f"={self.seq_len} must be a positive integer", key="seq_len")
 
 
 @dataclass
@@ -60,18 +60,18 @@ class ExtrapolateConfig(ScaleOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.target is None:
-            raise ConfigError(f"target is required; choose one of {list(TARGET_SIZES)}")
+            raise ConfigError(f"is required; choose one of {list(TARGET_SIZES)}", key="target")
         parse_pattern(self.pattern, "pattern")
 
 
 def parse_pattern(text: str, field: str) -> Pattern:
     """Parse a user-given pattern, turning a :class:`PatternError` into a one-line ConfigError."""
     if not text:
-        raise ConfigError(f"{field} is required, e.g. {field}=2A+4M or {field}=AAMMMM")
+        raise ConfigError(f"is required, e.g. {field}=2A+4M or {field}=AAMMMM", key=field)
     try:
         return Pattern.parse(text)
     except PatternError as err:
-        raise ConfigError(f"{field}={text!r}: {err}") from None
+        raise ConfigError(f"={text!r}: {err}", key=field) from None
 
 
 def write_spec(fit: DepthFit, info: dict[str, Any], path: Path) -> Path:
@@ -113,7 +113,7 @@ def _kv_ratio(info: dict[str, Any]) -> str:
 def task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    config = to_dataclass(ExtrapolateConfig, cfg, "extrapolate")
+    config = to_dataclass(ExtrapolateConfig, cfg)
     run_extrapolation(Pattern.parse(config.pattern), config, Path(HydraConfig.get().runtime.output_dir))
 
 

@@ -66,7 +66,7 @@ def load_model(config: GenerateConfig) -> HybridLM:
 
     device, dtype = ACCELERATORS[config.accelerator]
     # the shared device check (CUDA visible, bf16 supported) before any weight is read
-    devices.resolve(config.accelerator, "bf16-true" if dtype == torch.bfloat16 else "32-true", "generate")
+    devices.resolve(config.accelerator, "bf16-true" if dtype == torch.bfloat16 else "32-true")
     if config.model is not None:
         return load_hybrid(config.model, device).to(dtype)
     try:
@@ -98,7 +98,7 @@ def generate(config: GenerateConfig) -> str:
 
 
 def task(cfg: DictConfig) -> None:
-    config = to_dataclass(GenerateConfig, cfg, "generate")
+    config = to_dataclass(GenerateConfig, cfg)
     text = generate(config)
     sys.stdout.write(config.prompt + text + "\n")
 

@@ -14,10 +14,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from composer_automl.cli import run_hydra_app
-from composer_automl.config import ConfigError, to_dataclass
+from composer_automl import devices
+from composer_automl.config import ConfigError, located, to_dataclass
 from composer_automl.mad.evaluate import MADConfig, MADResult, evaluate_pattern
 from composer_automl.patterns import Pattern, PatternError
-from composer_automl.rungs import SearchWidth, rung_from_mapping
+from composer_automl.rungs.registry import rung_from_mapping
+from composer_automl.spec import SearchWidth
 
 
 @dataclass
@@ -35,17 +37,21 @@ class MADCommandConfig:
 
     def __post_init__(self) -> None:
         if self.threads < 0:
-            raise ConfigError(f"threads must be >= 0, got {self.threads}")
+            raise ConfigError(f"must be >= 0, got {self.threads}", key="threads")
 
 
 def load_mad_rung(name: str, node: DictConfig | dict) -> MADConfig:
-    """Validate the selected ``fidelity`` option; it must be a ``kind: mad`` rung."""
+    """Validate the selected ``fidelity`` option (errors name ``fidelity.<key>``); it must be a ``kind: mad``
+    rung whose device this machine has."""
     data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     if not isinstance(data, dict) or data.get("kind") != "mad":
         kind = data.get("kind") if isinstance(data, dict) else None
         raise ConfigError(f"fidelity={name} has kind={kind!r}; the mad command needs a 'kind: mad' rung "
                           f"(e.g. mad-quick, mad-standard, mad-full)")
-    return rung_from_mapping(name, data).config
+    config = rung_from_mapping(name, data, "fidelity").config
+    with located("fidelity"):
+        devices.resolve(config.accelerator, config.precision, config.devices)
+    return config
 
 
 def format_table(result: MADResult) -> str:
@@ -60,11 +66,11 @@ def format_table(result: MADResult) -> str:
 
 def mad_task(cfg: DictConfig) -> MADResult:
     top = {k: v for k, v in cfg.items() if k != "fidelity"}
-    command = to_dataclass(MADCommandConfig, top, "mad")
+    command = to_dataclass(MADCommandConfig, top)
     try:
         pattern = Pattern.parse(command.pattern)
     except PatternError as err:
-        raise ConfigError(f"pattern: {err}") from None
+        raise ConfigError(f": {err}", key="pattern") from None
     hydra_cfg = HydraConfig.get()
     rung_name = hydra_cfg.runtime.choices.get("fidelity", "fidelity")
     config = load_mad_rung(rung_name, cfg.fidelity)

@@ -36,21 +36,22 @@ from typing import Any, Callable, Optional
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from composer_automl import devices
 from composer_automl.config import ConfigError, choice
 from composer_automl.files import atomic_write_text
 from composer_automl.mad.data import MADData, load_or_generate
-from composer_automl.mad.models import ACCURACIES, LR_SCHEDULES, MADModule, RunOptim, best_evaluation
+from composer_automl.mad.models import ACCURACIES, MADModule, best_evaluation
 from composer_automl.mad.scoring import SCORES, RunResult, mad_score, task_scores, task_seconds
 from composer_automl.mad.settings import BASE_SETTINGS, SettingId, protocol
 from composer_automl.mad.tasks import TASKS, get_task
 from composer_automl.patterns import Pattern
+from composer_automl.optim import SCHEDULES, OptimConfig
 from composer_automl.quiet import quiet_lightning
-from composer_automl.rungs import SearchWidth
+from composer_automl.spec import SearchWidth
 from composer_automl.spec import ModelSpec
+from composer_automl.trainer import build_trainer
 
 TRAIN_ON = ("all", "scored")
 """``all``: the recall family trains on every next token (the reference); ``scored``: only on scored positions."""
@@ -101,7 +102,7 @@ class MADConfig:
     warmup_fraction: float = 0.0
     """Share of a run's steps spent in linear lr warm-up (the reference: none)."""
     lr_schedule: str = "cosine-epoch"
-    """``cosine-epoch`` (the reference) or ``cosine-step`` (see ``composer_automl.mad.models.learning_rate``)."""
+    """``cosine-epoch`` (the reference) or ``cosine-step`` (see ``composer_automl.optim.lr_factor``)."""
     min_lr: float = 1e-6
     """Floor of the cosine schedule (the reference: 1e-6)."""
     d_model: Optional[int] = None
@@ -121,35 +122,37 @@ class MADConfig:
 
     def __post_init__(self) -> None:
         if not self.tasks:
-            raise ConfigError(f"mad.tasks must name at least one task from {list(TASKS)}")
-        for task in [*self.tasks, *self.overrides]:
-            get_task(task)
+            raise ConfigError(f"must name at least one task from {list(TASKS)}", key="tasks")
+        for key, names in (("tasks", self.tasks), ("overrides", list(self.overrides))):
+            for task in names:
+                choice(task, TASKS, key)
         if not self.lrs or any(lr <= 0 for lr in self.lrs):
-            raise ConfigError(f"mad.lrs must be a non-empty list of positive numbers, got {list(self.lrs)}")
+            raise ConfigError(f"must be a non-empty list of positive numbers, got {list(self.lrs)}", key="lrs")
         if not self.weight_decays or any(wd < 0 for wd in self.weight_decays):
-            raise ConfigError(f"mad.weight_decays must be a non-empty list of numbers >= 0, got {list(self.weight_decays)}")
+            raise ConfigError(f"must be a non-empty list of numbers >= 0, got {list(self.weight_decays)}",
+                              key="weight_decays")
         positive = {k: getattr(self, k) for k in ("batch_size", "max_steps", "epochs", "num_test_examples")}
         if self.evals_per_run is not None:
             positive["evals_per_run"] = self.evals_per_run
         for name, value in positive.items():
             if value < 1:
-                raise ConfigError(f"mad.{name} must be >= 1, got {value}")
+                raise ConfigError(f"must be >= 1, got {value}", key=name)
         if not 0 < self.train_examples_scale:
-            raise ConfigError(f"mad.train_examples_scale must be > 0, got {self.train_examples_scale}")
-        choice(self.train_on, TRAIN_ON, "mad.train_on")
-        choice(self.accuracy, ACCURACIES, "mad.accuracy")
-        choice(self.score, SCORES, "mad.score")
-        choice(self.lr_schedule, LR_SCHEDULES, "mad.lr_schedule")
+            raise ConfigError(f"must be > 0, got {self.train_examples_scale}", key="train_examples_scale")
+        choice(self.train_on, TRAIN_ON, "train_on")
+        choice(self.accuracy, ACCURACIES, "accuracy")
+        choice(self.score, SCORES, "score")
+        choice(self.lr_schedule, SCHEDULES, "lr_schedule")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ConfigError(f"mad.betas must be two numbers in [0, 1), got {list(self.betas)}")
+            raise ConfigError(f"must be two numbers in [0, 1), got {list(self.betas)}", key="betas")
         if not 0 <= self.warmup_fraction < 1:
-            raise ConfigError(f"mad.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+            raise ConfigError(f"must be in [0, 1), got {self.warmup_fraction}", key="warmup_fraction")
         if not 0 <= self.min_lr <= min(self.lrs):
-            raise ConfigError(f"mad.min_lr must be in [0, min(lrs)={min(self.lrs):g}], got {self.min_lr}")
-        devices.check_fields(self.accelerator, self.precision, "mad", self.devices)
+            raise ConfigError(f"must be in [0, min(lrs)={min(self.lrs):g}], got {self.min_lr}", key="min_lr")
+        devices.check_fields(self.accelerator, self.precision, self.devices)
         if self.devices != 1:
-            raise ConfigError(f"mad.devices={self.devices}: a MAD run uses one device; give each search worker "
-                              "its own GPU instead")
+            raise ConfigError(f"={self.devices}: a MAD run uses one device; give each search worker its own GPU "
+                              "instead", key="devices")
         self.settings()  # impossible settings (after overrides) fail here, before any training
 
     def settings(self) -> list[SettingId]:
@@ -161,7 +164,8 @@ class MADConfig:
             overrides = self.overrides.get(sid.task, {})
             unknown = sorted(set(overrides) - set(vars(base)))
             if unknown:
-                raise ConfigError(f"mad.overrides.{sid.task}: unknown field(s) {unknown}; allowed: {sorted(vars(base))}")
+                raise ConfigError(f"has unknown field(s) {unknown}; allowed: {sorted(vars(base))}",
+                                  key=f"overrides.{sid.task}")
             # a variation keeps its own value for the field it varies; overrides replace the rest of the base
             setting = setting.replace(**{k: v for k, v in overrides.items() if getattr(setting, k) == getattr(base, k)})
             n_train = max(1, round(setting.num_train_examples * self.train_examples_scale))
@@ -235,34 +239,20 @@ def train_run(sid: SettingId, data: MADData, pattern: Pattern, width: SearchWidt
     spec = ModelSpec(pattern, width.d_model, width.n_heads, width.n_kv_heads, width.ffn_hidden,
                      vocab_size=s.vocab_size, max_seq_len=data.train_inputs.shape[1])
     steps, interval, per_epoch = run_schedule(s.num_train_examples, config)
-    optim = RunOptim(lr=lr, weight_decay=weight_decay, betas=(config.betas[0], config.betas[1]),
-                     decay_all_params=config.decay_all_params, schedule=config.lr_schedule,
-                     warmup_steps=round(config.warmup_fraction * steps), total_steps=steps,
-                     steps_per_epoch=per_epoch, min_lr=config.min_lr)
+    optim = OptimConfig(lr=lr, weight_decay=weight_decay, beta1=config.betas[0], beta2=config.betas[1],
+                        warmup_steps=round(config.warmup_fraction * steps), max_steps=steps,
+                        min_lr_ratio=config.min_lr / lr, schedule=config.lr_schedule, steps_per_epoch=per_epoch,
+                        decay_all=config.decay_all_params)
     L.seed_everything(seed, workers=True, verbose=False)
     tag = run_tag(sid, lr, weight_decay)
     module = MADModule(spec, optim, tag, autoencoder=get_task(sid.task).autoencoder, accuracy=config.accuracy)
     train_loader, test_loader = loaders(data, config.batch_size, seed, config.train_on)
     early_stop = EarlyStopping(f"{tag}/test_acc", mode="max", patience=10**9,
                                stopping_threshold=config.early_stop_accuracy, check_on_train_epoch_end=False)
-    trainer = L.Trainer(
-        accelerator=device.accelerator,
-        devices=device.devices,
-        precision=device.precision,
-        max_steps=steps,
-        max_epochs=-1,
-        val_check_interval=interval,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        # every run of a trial writes into one TensorBoard run, under its own tags
-        logger=TensorBoardLogger(out_dir, name="", version="", default_hp_metric=False),
-        log_every_n_steps=max(1, min(50, interval)),
-        callbacks=[early_stop],
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=config.progress_bar,
-        deterministic=device.deterministic,
-    )
+    # every run of a trial writes into one TensorBoard run (log name ""), under its own tags
+    trainer = build_trainer(device, out_dir, "", max_steps=steps, callbacks=[early_stop],
+                            progress_bar=config.progress_bar, log_every_n_steps=max(1, min(50, interval)),
+                            val_check_interval=interval, check_val_every_n_epoch=None)
     start = time.perf_counter()
     trainer.fit(module, train_loader, test_loader)
     best = best_evaluation(module.evaluations)
@@ -293,7 +283,7 @@ def evaluate_pattern(
     ``out_dir/mad_results.json``. ``log`` gets one line for the device, then one per run.
     """
     pattern = Pattern.parse(pattern) if isinstance(pattern, str) else pattern
-    device = devices.resolve(config.accelerator, config.precision, "mad", config.devices)
+    device = devices.resolve(config.accelerator, config.precision, config.devices)
     width = config.width(width)
     settings = config.settings()
     out_dir = Path(out_dir)

@@ -16,22 +16,19 @@ from dataclasses import dataclass
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from composer_automl.lightning_module import param_groups
+from composer_automl.lightning_module import next_token_loss
 from composer_automl.model import INIT_STD, HybridLM
+from composer_automl.optim import OptimConfig, lightning_optimizers
 from composer_automl.spec import ModelSpec
 from composer_automl.tokens import IGNORE_INDEX
 
 ACCURACIES = ("macro", "micro")
 """``macro``: torchmetrics' multiclass default per batch, averaged over batches (the reference);
 ``micro``: correct / scored over the whole test set."""
-LR_SCHEDULES = ("cosine-epoch", "cosine-step")
-"""``cosine-epoch``: cosine annealing stepped once per epoch (the reference's CosineAnnealingLR);
-``cosine-step``: cosine stepped every optimizer step, after the linear warm-up."""
 
 
 def sincos_positions(seq_len: int, dim: int) -> torch.Tensor:
@@ -82,41 +79,6 @@ class CompressionAutoEncoder(nn.Module):
 
 
 @dataclass(frozen=True)
-class RunOptim:
-    """Optimizer and schedule of one run (AdamW)."""
-
-    lr: float
-    weight_decay: float
-    betas: tuple[float, float]
-    decay_all_params: bool
-    """Decay every parameter (the reference) or matrices only (never norms or biases)."""
-    schedule: str
-    """One of :data:`LR_SCHEDULES`."""
-    warmup_steps: int
-    total_steps: int
-    steps_per_epoch: int
-    min_lr: float
-    """The cosine's floor (absolute)."""
-
-
-def learning_rate(step: int, o: RunOptim) -> float:
-    """The learning rate at optimizer ``step``: linear warm-up, then cosine from ``lr`` to ``min_lr``.
-
-    ``cosine-epoch`` holds the rate within an epoch and anneals over the run's epochs
-    (torch's CosineAnnealingLR with T_max = epochs, stepped per epoch);
-    ``cosine-step`` anneals every step over the steps after the warm-up.
-    """
-    if step < o.warmup_steps:
-        return o.lr * (step + 1) / o.warmup_steps
-    if o.schedule == "cosine-epoch":
-        epochs = math.ceil(o.total_steps / o.steps_per_epoch)
-        progress = (step // o.steps_per_epoch) / epochs
-    else:
-        progress = (step - o.warmup_steps) / max(1, o.total_steps - o.warmup_steps)
-    return o.min_lr + (o.lr - o.min_lr) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-@dataclass(frozen=True)
 class Evaluation:
     """One pass over the test set."""
 
@@ -140,7 +102,7 @@ class MADModule(L.LightningModule):
     ``<tag>/test_acc`` so that every run of a trial can share one TensorBoard run.
     """
 
-    def __init__(self, spec: ModelSpec, optim: RunOptim, tag: str, autoencoder: bool = False,
+    def __init__(self, spec: ModelSpec, optim: OptimConfig, tag: str, autoencoder: bool = False,
                  accuracy: str = "macro"):
         super().__init__()
         self.spec, self.optim, self.tag, self.accuracy = spec, optim, tag, accuracy
@@ -155,17 +117,16 @@ class MADModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, targets = batch
-        logits = self(inputs)  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
+        loss = next_token_loss(self(inputs), targets)  # logits (B, T, V)
         self.log(f"{self.tag}/train_loss", loss)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         inputs, targets = batch
-        logits = self(inputs).flatten(0, 1).float()  # (B·T, V)
-        targets = targets.flatten()
+        logits = self(inputs)  # (B, T, V)
         n_scored = (targets != IGNORE_INDEX).sum()
-        self.test_loss.update(F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX), weight=n_scored)
+        self.test_loss.update(next_token_loss(logits, targets), weight=n_scored)
+        logits, targets = logits.flatten(0, 1).float(), targets.flatten()  # (B·T, V), (B·T,)
         if self.accuracy == "macro":
             batch_acc = multiclass_accuracy(logits.argmax(-1), targets, self.spec.vocab_size, average="macro",
                                             ignore_index=IGNORE_INDEX)
@@ -182,9 +143,4 @@ class MADModule(L.LightningModule):
         self.log(f"{self.tag}/test_acc", acc)
 
     def configure_optimizers(self):
-        o = self.optim
-        groups = [{"params": list(self.model.parameters()), "weight_decay": o.weight_decay}] if o.decay_all_params \
-            else param_groups(self.model, o.weight_decay)
-        optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate(step, o) / o.lr)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return lightning_optimizers(self.model, self.optim)

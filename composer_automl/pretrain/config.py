@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from composer_automl import devices as device_fields
+from composer_automl import devices
 from composer_automl.config import ConfigError
 from composer_automl.data.config import DataConfig
 
@@ -56,26 +56,25 @@ class PretrainConfig:
     """TensorBoard logging interval of training metrics."""
 
     def __post_init__(self) -> None:
-        device_fields.check_fields(self.accelerator, self.precision, "pretrain", self.devices)
+        devices.check_fields(self.accelerator, self.precision, self.devices)
         if self.devices != 1:
-            raise ConfigError(f"pretrain.devices={self.devices}: a pretraining run trains one model on one device; "
-                              "give each search worker its own GPU with search.gpus_per_worker")
+            raise ConfigError(f"={self.devices}: a pretraining run trains one model on one device; give each "
+                              "search worker its own GPU with search.gpus_per_worker", key="devices")
         for name in ("d_model", "ffn_hidden"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"pretrain.{name}={getattr(self, name)} must be a positive integer or null")
-        positive = ("seq_len", "batch_size", "train_tokens", "valid_tokens", "log_every_n_steps")
-        for name in positive:
+                raise ConfigError(f"={getattr(self, name)} must be a positive integer or null", key=name)
+        for name in ("seq_len", "batch_size", "train_tokens", "valid_tokens", "log_every_n_steps"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"pretrain.{name}={getattr(self, name)} must be a positive integer")
+                raise ConfigError(f"={getattr(self, name)} must be a positive integer", key=name)
         if self.valid_tokens < self.seq_len:
-            raise ConfigError(f"pretrain.valid_tokens={self.valid_tokens} must be ≥ seq_len={self.seq_len}")
-        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1 \
-                or self.grad_clip < 0:
-            raise ConfigError("pretrain: need lr > 0, weight_decay ≥ 0, warmup_steps ≥ 0, 0 ≤ min_lr_ratio ≤ 1, grad_clip ≥ 0")
-        if self.cpu_threads < 0:
-            raise ConfigError(f"pretrain.cpu_threads={self.cpu_threads} must be ≥ 0")
-        if self.eval_every_steps < 0:
-            raise ConfigError(f"pretrain.eval_every_steps={self.eval_every_steps} must be ≥ 0")
+            raise ConfigError(f"={self.valid_tokens} must be ≥ seq_len={self.seq_len}", key="valid_tokens")
+        bounds = {"lr": self.lr > 0, "weight_decay": self.weight_decay >= 0, "warmup_steps": self.warmup_steps >= 0,
+                  "min_lr_ratio": 0 <= self.min_lr_ratio <= 1, "grad_clip": self.grad_clip >= 0,
+                  "cpu_threads": self.cpu_threads >= 0, "eval_every_steps": self.eval_every_steps >= 0}
+        for name, ok in bounds.items():
+            if not ok:
+                raise ConfigError(f"={getattr(self, name)} is out of range (need lr > 0, 0 ≤ min_lr_ratio ≤ 1, "
+                                  "the others ≥ 0)", key=name)
 
     @property
     def max_steps(self) -> int:

@@ -10,19 +10,19 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from composer_automl.config import ConfigError
+from composer_automl.config import ConfigError, located
 from composer_automl.data.prepare import PreparedData, prepare
 from composer_automl.data.windows import TokenWindows
-from composer_automl.devices import Device
 from composer_automl.devices import resolve as resolve_device
-from composer_automl.lightning_module import HybridLMModule, OptimConfig
+from composer_automl.lightning_module import HybridLMModule
+from composer_automl.optim import OptimConfig
 from composer_automl.pretrain.config import PretrainConfig
 from composer_automl.quiet import quiet_lightning
-from composer_automl.throughput import TokenThroughput
 from composer_automl.spec import ModelSpec
+from composer_automl.throughput import TokenThroughput
+from composer_automl.trainer import build_trainer
 
 TENSORBOARD_DIR = "tensorboard"
 """Sub-folder of the run's ``out_dir`` holding the TensorBoard event files."""
@@ -46,46 +46,18 @@ def held_out_windows(valid: TokenWindows, valid_tokens: int) -> list[int]:
 
 def load_data(cfg: PretrainConfig) -> PretrainData:
     """Prepare (or reuse) the corpus and check it is big enough for ``seq_len × batch_size``."""
-    prepared = prepare(cfg.data)
+    with located("data"):
+        prepared = prepare(cfg.data)
     train = TokenWindows(prepared.prefix("train"), cfg.seq_len)
     valid = TokenWindows(prepared.prefix("valid"), cfg.seq_len)
     if train.n_windows < cfg.batch_size:
-        raise ConfigError(
-            f"data: the train split has {train.n_tokens} tokens, too few for one batch of "
-            f"seq_len × batch_size = {cfg.seq_len} × {cfg.batch_size} (+1); use a bigger corpus "
-            "or lower pretrain.seq_len / pretrain.batch_size"
-        )
+        raise ConfigError(f": the train split has {train.n_tokens} tokens, too few for one batch of seq_len × "
+                          f"batch_size = {cfg.seq_len} × {cfg.batch_size} (+1); use a bigger corpus or lower "
+                          "seq_len / batch_size", key="data")
     if valid.n_windows < 1:
-        raise ConfigError(
-            f"data: the valid split has {valid.n_tokens} tokens, fewer than seq_len + 1 = {cfg.seq_len + 1}; "
-            "raise data.valid_fraction or use a bigger corpus"
-        )
+        raise ConfigError(f": the valid split has {valid.n_tokens} tokens, fewer than seq_len + 1 = {cfg.seq_len + 1}; "
+                          "raise data.valid_fraction or use a bigger corpus", key="data")
     return PretrainData(prepared, train, valid.subset(held_out_windows(valid, cfg.valid_tokens)))
-
-
-def build_trainer(cfg: PretrainConfig, device: Device, out_dir: Path, callbacks: list[L.Callback]) -> L.Trainer:
-    """A single-device Lightning Trainer logging to ``out_dir/tensorboard``."""
-    periodic_eval = cfg.eval_every_steps > 0
-    return L.Trainer(
-        accelerator=device.accelerator,
-        devices=device.devices,
-        precision=device.precision,
-        max_steps=cfg.max_steps,
-        max_epochs=-1,
-        gradient_clip_val=cfg.grad_clip or None,
-        val_check_interval=cfg.eval_every_steps if periodic_eval else None,
-        check_val_every_n_epoch=None if periodic_eval else 1,
-        num_sanity_val_steps=0,
-        # no hp_metric placeholder session: it would compete with the search's HParams rows
-        logger=TensorBoardLogger(save_dir=str(out_dir), name=TENSORBOARD_DIR, version="", default_hp_metric=False),
-        callbacks=callbacks,
-        log_every_n_steps=cfg.log_every_n_steps,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=cfg.progress_bar,
-        deterministic=device.deterministic,
-        default_root_dir=str(out_dir),
-    )
 
 
 def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: int,
@@ -95,7 +67,7 @@ def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: i
     Deterministic for a seed: the model init, the shuffling of training windows and
     the held-out windows depend only on ``seed``, the corpus and ``cfg``.
     """
-    device = resolve_device(cfg.accelerator, cfg.precision, "pretrain", cfg.devices)
+    device = resolve_device(cfg.accelerator, cfg.precision, cfg.devices)
     data = data or load_data(cfg)
     if spec.vocab_size < data.prepared.vocab_size:
         raise ConfigError(f"model vocab_size={spec.vocab_size} is smaller than the tokenizer's "
@@ -113,8 +85,15 @@ def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: i
                               generator=torch.Generator().manual_seed(seed))
     valid_loader = DataLoader(data.valid, batch_size=cfg.batch_size)
     throughput = TokenThroughput(cfg.batch_size * cfg.seq_len, spec.flops_per_token(cfg.seq_len), window=cfg.log_every_n_steps)
+    periodic_eval = cfg.eval_every_steps > 0
     with quiet_lightning(), _cpu_threads(cfg):
-        trainer = build_trainer(cfg, device, out_dir, [throughput])
+        trainer = build_trainer(
+            device, out_dir, TENSORBOARD_DIR, max_steps=cfg.max_steps, callbacks=[throughput],
+            progress_bar=cfg.progress_bar, log_every_n_steps=cfg.log_every_n_steps,
+            gradient_clip_val=cfg.grad_clip or None,
+            val_check_interval=cfg.eval_every_steps if periodic_eval else None,
+            check_val_every_n_epoch=None if periodic_eval else 1,
+        )
         trainer.fit(module, train_loader, valid_loader if cfg.eval_every_steps else None)
         train_loss = float(trainer.callback_metrics["train/loss"])
         final = trainer.validate(module, valid_loader, verbose=False)[0]

@@ -1,8 +1,10 @@
 """``composer-automl search``: multi-fidelity architecture search (BOHB over a fidelity ladder).
 
 Every input — search space, fidelity ladder, settings — is validated before the
-nameserver starts or any file is written. ``resume=RUN_DIR`` continues a killed
-search with the space, ladder and search-defining settings saved in that directory.
+nameserver starts or any file is written. ``resume=RUN_DIR`` continues a killed search
+with the settings, search space and ladder saved in that directory; a setting typed on
+the command line replaces the saved one, which for a search is allowed only for the
+operational (worker-pool) keys — the others define the search being continued.
 
 Exit status: 0 when the search finished (``summary.json`` written); 2 for an
 invalid input (one ``error:`` line); 1 when it stopped without workers; 130
@@ -20,42 +22,52 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from composer_automl.adapters.hydra import typed_keys
 from composer_automl.cli import run_hydra_app
 from composer_automl.config import ConfigError, to_dataclass
-from composer_automl.search.cluster import RunAborted
-from composer_automl.search.ladder import ladder_from_mapping
-from composer_automl.search.run import (
-    RUN_FILE,
-    SearchSettings,
-    default_run_dir,
-    prepare_run_dir,
-    run_search,
-)
+from composer_automl.engine.ladder import ladder_from_mapping
+from composer_automl.engine.pool import PoolSettings, RunAborted
+from composer_automl.engine.rundir import default_run_dir
+from composer_automl.search.run import RUN_FILE, SearchSettings, check_run_dir, run_search
 from composer_automl.search.spaces import command_line_sources_win, space_from_mapping
 
-OPERATIONAL = ("n_workers", "min_workers", "threads_per_worker", "host", "port", "secret",
-               "ping_interval_s", "trial_timeout_s", "worker_wait_s")
-"""Settings a resume may change; the others (optimizer, n_iterations, seed) come from the run."""
+OPERATIONAL = frozenset(f.name for f in dataclasses.fields(PoolSettings))
+"""Settings a resume may change (how the work is spread); the others define the search being continued."""
 TOP_LEVEL_KEYS = {"search", "search_space", "fidelity", "resume"}
+
+
+def read_saved(run_dir: Path) -> dict:
+    """The run's ``search.json`` (a corrupt one is one error line)."""
+    try:
+        return json.loads((run_dir / RUN_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"resume={str(run_dir)!r}: {RUN_FILE} cannot be read ({err}); the run cannot be "
+                          "resumed") from None
 
 
 def task(cfg: DictConfig) -> None:
     unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS)
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in search config; allowed: {sorted(TOP_LEVEL_KEYS)}")
-    settings = to_dataclass(SearchSettings, cfg.search, "search")
+    given = typed_keys(list(HydraConfig.get().overrides.task))
     if cfg.resume:
         run_dir = Path(str(cfg.resume))
-        prepare_run_dir(run_dir, resume=True)
-        saved = json.loads((run_dir / RUN_FILE).read_text())
+        check_run_dir(run_dir, resume=True)
+        saved = read_saved(run_dir)
+        typed = {k.split(".", 1)[1] for k in given if k.startswith("search.")}
+        frozen = sorted({f"search.{k}" for k in typed - OPERATIONAL} | {k for k in given if k.split(".")[0] in
+                                                                          ("search_space", "fidelity")})
+        if frozen:
+            raise ConfigError(f"resume={str(run_dir)!r}: {frozen} define the search being continued and cannot "
+                              f"change; a resume may change only search.{{{', '.join(sorted(OPERATIONAL))}}}")
         saved_settings = {k: v for k, v in saved["settings"].items() if k != "eta"}  # older runs saved an eta
-        merged = {**saved_settings, **{k: getattr(settings, k) for k in OPERATIONAL}}
-        settings = to_dataclass(SearchSettings, merged, "search")
+        settings = to_dataclass(SearchSettings, {**saved_settings, **{k: cfg.search[k] for k in typed}}, "search")
         space = space_from_mapping(saved["search_space"], seed=settings.seed)
         ladder = ladder_from_mapping(saved["fidelity_name"], saved["ladder"])
     else:
+        settings = to_dataclass(SearchSettings, cfg.search, "search")
         space_node = command_line_sources_win(cfg.search_space, list(HydraConfig.get().overrides.task))
         space = space_from_mapping(space_node, seed=settings.seed)
         name = HydraConfig.get().runtime.choices.get("fidelity") or "fidelity"
@@ -74,7 +86,7 @@ def _default_run_dir() -> Path:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
         return Path(hydra_cfg.runtime.output_dir)
-    return default_run_dir()
+    return default_run_dir("search")
 
 
 def main(argv: list[str]) -> None:

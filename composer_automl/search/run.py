@@ -1,8 +1,7 @@
-"""Orchestration of one search: worker pool (nameserver, spec, local workers) → BOHB master.
+"""One search: the optimizer drives the engine's workers over the fidelity ladder; the run directory keeps it all.
 
-The pool (:mod:`composer_automl.search.cluster`) starts the nameserver and publishes the
-search's spec; the master starts its dispatcher; only then do local workers start.
-Ctrl-C stops everything and leaves a resumable run directory.
+Everything is checked before the first worker starts; the run directory is locked for
+the life of the process. Ctrl-C stops everything and leaves a resumable run directory.
 """
 
 from __future__ import annotations
@@ -11,24 +10,27 @@ import dataclasses
 import json
 import logging
 import random
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, Optional
 
 import numpy as np
 
+from composer_automl.adapters.hpbandster import OPTIMIZERS, planned_runs
 from composer_automl.config import ConfigError, choice, to_dataclass
 from composer_automl.efficiency import OBJECTIVES, Constraints, TargetCost, target_cost
+from composer_automl.engine.ladder import Ladder
+from composer_automl.engine.pool import PoolSettings, RunAborted
+from composer_automl.engine.rundir import RunLock, check_new_run_dir, stopped_message
+from composer_automl.engine.runner import Engine
+from composer_automl.engine.spec import RunSpec
 from composer_automl.extrapolate.scale import STRATEGIES as EXTRAPOLATIONS
-from composer_automl.presets import TARGET_SIZES
 from composer_automl.files import atomic_write_text
-from composer_automl.search.cluster import PoolSettings, RunAborted, WorkerPool, checked_secret
+from composer_automl.presets import TARGET_SIZES
 from composer_automl.search.front import write_front
-from composer_automl.search.ladder import Ladder
-from composer_automl.search.master import OPTIMIZERS, Replay, make_master, planned_trials
-from composer_automl.search.results import SUMMARY_FILE, read_configs, read_picks, read_trials
+from composer_automl.search.optimizers import History, SearchProposer
+from composer_automl.search.results import SUMMARY_FILE, TrialRecord, read_configs, read_picks, read_trials
 from composer_automl.search.spaces import SearchSpace
 from composer_automl.search.summary import format_summary, summarize, write_summary
 
@@ -43,8 +45,6 @@ RUN_FILE = "search.json"
 @dataclass
 class SearchSettings(PoolSettings):
     """The ``search:`` section of ``conf/search.yaml`` (worker-pool fields: :class:`PoolSettings`)."""
-
-    section: ClassVar[str] = "search"
 
     optimizer: str = "bohb"
     """``bohb``, ``hyperband`` or ``random``."""
@@ -66,49 +66,39 @@ class SearchSettings(PoolSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        choice(self.optimizer, OPTIMIZERS, "search.optimizer")
+        choice(self.optimizer, OPTIMIZERS, "optimizer")
         if self.n_iterations < 1:
-            raise ConfigError(f"search.n_iterations must be >= 1, got {self.n_iterations}")
-        choice(self.target, TARGET_SIZES, "search.target")
-        choice(self.extrapolate, EXTRAPOLATIONS, "search.extrapolate")
-        choice(self.objective, OBJECTIVES, "search.objective")
-        self.cost_bounds  # validates search.constraints
+            raise ConfigError(f"must be >= 1, got {self.n_iterations}", key="n_iterations")
+        if self.seed < 0:
+            raise ConfigError(f"={self.seed} must be >= 0 (it seeds NumPy, which takes no negative seed)", key="seed")
+        choice(self.target, TARGET_SIZES, "target")
+        choice(self.extrapolate, EXTRAPOLATIONS, "extrapolate")
+        choice(self.objective, OBJECTIVES, "objective")
+        self.cost_bounds  # validates constraints
 
     @property
     def cost_bounds(self) -> Constraints:
-        return to_dataclass(Constraints, dict(self.constraints or {}), "search.constraints")
+        return to_dataclass(Constraints, dict(self.constraints or {}), "constraints")
 
     def cost_of(self, pattern) -> TargetCost:
         """``pattern`` at this search's target size."""
         return target_cost(pattern, self.target, self.extrapolate)
 
 
-def default_run_dir() -> Path:
-    return Path("runs") / time.strftime("search-%Y%m%d-%H%M%S")
+def planned_trials(optimizer: str, ladder: Ladder, n_iterations: int) -> int:
+    """(configuration, budget) trials an undisturbed search of ``n_iterations`` brackets runs."""
+    return planned_runs(optimizer, list(ladder.budgets), ladder.eta, n_iterations)
 
 
-def _spec(run_id: str, space: SearchSpace, ladder: Ladder, seed: int, run_dir: Path) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "search_space": space.resolved_mapping(),
-        "fidelity_name": ladder.name,
-        "ladder": ladder.mapping,
-        "seed": seed,
-        "run_dir": str(run_dir.resolve()),
-    }
-
-
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    """A fresh run needs an empty (or new) directory; a resume needs an unfinished run."""
-    if resume:
-        if not (run_dir / RUN_FILE).is_file():
-            raise ConfigError(f"resume={str(run_dir)!r} is not a search run directory (no {RUN_FILE})")
-        if (run_dir / SUMMARY_FILE).is_file():
-            raise ConfigError(f"resume={str(run_dir)!r}: that search already finished ({SUMMARY_FILE} exists)")
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(
-            f"search.run_dir={str(run_dir)!r} already holds a run; choose a new directory or resume={run_dir}"
-        )
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """A new run needs an absent or empty, writable folder; a resume an unfinished search run."""
+    if not resume:
+        check_new_run_dir(run_dir, "search.run_dir", "search")
+        return
+    if not (run_dir / RUN_FILE).is_file():
+        raise ConfigError(f"resume={str(run_dir)!r} is not a search run directory (no {RUN_FILE})")
+    if (run_dir / SUMMARY_FILE).is_file():
+        raise ConfigError(f"resume={str(run_dir)!r}: that search already finished ({SUMMARY_FILE} exists)")
 
 
 def check_width_reaches_rungs(space: SearchSpace, ladder: Ladder) -> None:
@@ -126,87 +116,58 @@ def check_width_reaches_rungs(space: SearchSpace, ladder: Ladder) -> None:
             )
 
 
-def run_search(
-    settings: SearchSettings,
-    space: SearchSpace,
-    ladder: Ladder,
-    run_dir: Path,
-    resume: bool = False,
-) -> dict[str, Any]:
+def run_search(settings: SearchSettings, space: SearchSpace, ladder: Ladder, run_dir: Path,
+               resume: bool = False) -> dict[str, Any]:
     """Run (or resume) a search to completion; returns the summary (also written to ``run_dir``)."""
     check_width_reaches_rungs(space, ladder)
-    secret = checked_secret(settings)
     space = constrained_space(space, settings)
-    prepare_run_dir(run_dir, resume)
-    ladder.prepare_inputs()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "logs").mkdir(exist_ok=True)
-    logging.getLogger("hpbandster").setLevel(logging.WARNING)
+    check_run_dir(run_dir, resume)
+    ladder.prepare_inputs()  # input errors before the run directory exists
+    with RunLock(run_dir):
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        if resume:
+            run_id = json.loads((run_dir / RUN_FILE).read_text())["run_id"]
+            history = History(read_configs(run_dir), read_picks(run_dir), {r.trial_id: r for r in read_trials(run_dir)})
+            print(f"resuming {run_dir}: {len(history.trials)} finished trials will not be run again", flush=True)
+        else:
+            run_id = settings.run_id or uuid.uuid4().hex[:8]
+            history = History()
+            saved = {"run_id": run_id, "settings": public_settings(settings), "search_space": space.resolved_mapping(),
+                     "fidelity_name": ladder.name, "ladder": ladder.mapping}
+            atomic_write_text(run_dir / RUN_FILE, json.dumps(saved, indent=2, sort_keys=True))
+        return _search(settings, space, ladder, run_dir, run_id, history)
 
-    if resume:
-        saved = json.loads((run_dir / RUN_FILE).read_text())
-        run_id = saved["run_id"]
-        previous = read_trials(run_dir)
-        replay = Replay(read_configs(run_dir), {r.trial_id: r for r in previous}, read_picks(run_dir))
-        offset = max((r.elapsed_s for r in previous), default=0.0)
-        print(f"resuming {run_dir}: {len(previous)} finished trials will not be run again", flush=True)
-    else:
-        run_id = settings.run_id or uuid.uuid4().hex[:8]
-        replay, offset = Replay({}, {}), 0.0
-        saved = {"run_id": run_id, "settings": _public(settings), "search_space": space.resolved_mapping(),
-                 "fidelity_name": ladder.name, "ladder": ladder.mapping}
-        atomic_write_text(run_dir / RUN_FILE, json.dumps(saved, indent=2, sort_keys=True))
 
+def _search(settings: SearchSettings, space: SearchSpace, ladder: Ladder, run_dir: Path, run_id: str,
+            history: History) -> dict[str, Any]:
     random.seed(settings.seed)
     np.random.seed(settings.seed)  # hpbandster's samplers use the global NumPy RNG
     space.configspace.seed(settings.seed)
     n_planned = planned_trials(settings.optimizer, ladder, settings.n_iterations)
+    for warning in ladder.cost_warnings():
+        print(f"warning: {warning}", flush=True)
+    print(f"search {run_id}: {settings.optimizer}, budgets {list(ladder.budgets)} "
+          f"({', '.join(r.name for r in ladder.rungs)}), {n_planned} trials planned, run dir {run_dir}", flush=True)
+    from composer_automl.search.tensorboard import SearchBoard  # imports torch
 
-    board = None
+    board = SearchBoard(run_dir)
+    progress = Progress(n_planned)
+
+    def on_record(record: TrialRecord, replayed: bool) -> None:
+        if not replayed:
+            board.add(record)
+        progress(record, replayed)
+
+    proposer = SearchProposer(settings.optimizer, settings.n_iterations, space, ladder, run_dir, settings.seed,
+                              history, settings.cost_of, settings.objective == "scalarized", on_record)
+    spec = RunSpec(run_id, ladder.name, ladder.mapping, str(run_dir.resolve()))
     try:
-        with WorkerPool(settings, run_id, _spec(run_id, space, ladder, settings.seed, run_dir),
-                        run_dir / "logs", secret) as pool:
-            master = make_master(
-                settings.optimizer,
-                configspace=space.configspace,
-                eta=ladder.eta,  # one source of truth: the ladder's budgets are built from it
-                min_budget=ladder.min_budget,
-                max_budget=ladder.max_budget,
-                run_id=run_id,
-                nameserver=pool.ns_host,
-                nameserver_port=pool.ns_port,
-                host=pool.ns_host,
-                working_directory=str(run_dir),
-                ping_interval=settings.ping_interval_s,
-            )
-            try:
-                for warning in ladder.cost_warnings():
-                    print(f"warning: {warning}", flush=True)
-                print(f"search {run_id}: {settings.optimizer}, budgets {list(ladder.budgets)} "
-                      f"({', '.join(r.name for r in ladder.rungs)}), {n_planned} trials planned, run dir {run_dir}",
-                      flush=True)
-                pool.start_workers()
-                from composer_automl.search.tensorboard import SearchBoard  # imports torch: while workers start
-
-                board = SearchBoard(run_dir)
-                master.setup_hooks(space, ladder, str(run_dir), replay, n_planned, offset, board.add,
-                                   settings.trial_timeout_s, pool.kill_worker, settings)
-                pool.supervise(lambda: master.run(n_iterations=settings.n_iterations,
-                                                  min_n_workers=settings.workers_needed),
-                               waiting=lambda: master.time_ref is None)
-            finally:
-                master.stop_hooks()
-                master.dispatcher.shutdown(shutdown_workers=True)
-                master.dispatcher_thread.join(timeout=10)
+        Engine(settings, spec, ladder, run_dir / "logs", "search", "search").run(proposer, proposer.record)
     except (KeyboardInterrupt, RunAborted) as err:
-        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"stopped: {err}"
-        print(f"\n{reason}; finished trials are in {run_dir}; continue with: "
-              f"composer-automl search resume={run_dir}", flush=True)
+        print(stopped_message(err, run_dir, "search", "finished trials"), flush=True)
         raise
     finally:
-        if board is not None:
-            board.close()
-
+        board.close()
     records = read_trials(run_dir)
     front = write_front(run_dir, records, settings.target)
     summary = summarize(records, {"run_id": run_id, "optimizer": settings.optimizer,
@@ -218,6 +179,25 @@ def run_search(
     write_summary(run_dir, summary)
     print(format_summary(summary, run_dir), flush=True)
     return summary
+
+
+class Progress:
+    """One line per finished trial: count, budget, pattern, outcome, and the incumbent (highest budget first)."""
+
+    def __init__(self, n_planned: int):
+        self.n_planned, self.n_done = n_planned, 0
+        self.best: TrialRecord | None = None
+
+    def __call__(self, r: TrialRecord, replayed: bool) -> None:
+        self.n_done += 1
+        if r.status == "ok" and (self.best is None or r.budget > self.best.budget or
+                                 (r.budget == self.best.budget and r.loss < self.best.loss)):
+            self.best = r
+        best = f"{self.best.pattern}@{self.best.budget:g}={self.best.loss:.4f}" if self.best else "-"
+        outcome = f"loss={r.loss:.4f}" if r.status == "ok" else "FAILED " + (r.error or "").strip().splitlines()[-1][:80]
+        tag = " (from the log)" if replayed else f" ({r.wall_time_s:.1f} s)"
+        print(f"[trial {self.n_done}/{self.n_planned}] budget={r.budget:g} {r.pattern} {outcome}{tag} best={best}",
+              flush=True)
 
 
 def constrained_space(space: SearchSpace, settings: SearchSettings) -> SearchSpace:
@@ -238,6 +218,6 @@ def constrained_space(space: SearchSpace, settings: SearchSettings) -> SearchSpa
     return constrained
 
 
-def _public(settings: SearchSettings) -> dict[str, Any]:
+def public_settings(settings: SearchSettings) -> dict[str, Any]:
     """Settings without the secret (what is saved and shown)."""
     return {k: v for k, v in dataclasses.asdict(settings).items() if k != "secret"}

@@ -27,9 +27,9 @@ from typing import Any, Callable, Mapping
 
 import ConfigSpace as CS
 
-from composer_automl.config import ConfigError, choice
+from composer_automl.config import ConfigError, choice, located, to_dataclass
 from composer_automl.patterns import ATTENTION, Pattern, PatternError, primitive_symbols
-from composer_automl.rungs import SearchWidth
+from composer_automl.spec import SearchWidth
 
 WIDTH_FIELDS = ("d_model", "n_heads", "n_kv_heads", "ffn_hidden")
 MAX_REJECTIONS = 10_000
@@ -66,32 +66,30 @@ class SearchSpaceConfig:
     """Width fields held fixed during the search (defaults: :class:`SearchWidth`)."""
 
     def __post_init__(self) -> None:
-        choice(self.strategy, STRATEGIES, "search_space.strategy")
+        choice(self.strategy, STRATEGIES, "strategy")
         if self.n_layers < 1:
-            raise ConfigError(f"search_space.n_layers must be >= 1, got {self.n_layers}")
+            raise ConfigError(f"must be >= 1, got {self.n_layers}", key="n_layers")
         if not self.primitives:
-            raise ConfigError("search_space.primitives must list at least one layer kind")
+            raise ConfigError("must list at least one layer kind", key="primitives")
         for kind in self.primitives:
-            choice(kind, primitive_symbols(), "search_space.primitives entry")
+            choice(kind, primitive_symbols(), "primitives")
         if len(set(self.primitives)) != len(self.primitives):
-            raise ConfigError(f"search_space.primitives has duplicates: {self.primitives}")
+            raise ConfigError(f"has duplicates: {self.primitives}", key="primitives")
         if not 0.0 <= self.min_attention_fraction <= self.max_attention_fraction <= 1.0:
-            raise ConfigError(
-                "search_space: need 0 <= min_attention_fraction <= max_attention_fraction <= 1, got "
-                f"{self.min_attention_fraction} and {self.max_attention_fraction}"
-            )
+            raise ConfigError(f"={self.min_attention_fraction}: need 0 <= min_attention_fraction <= "
+                              f"max_attention_fraction={self.max_attention_fraction} <= 1", key="min_attention_fraction")
         if self.first_layer is not None:
-            choice(self.first_layer, primitive_symbols(), "search_space.first_layer")
+            choice(self.first_layer, primitive_symbols(), "first_layer")
         for name, values in {**self.width, **{k: [v] for k, v in self.fixed_width.items()}}.items():
-            choice(name, WIDTH_FIELDS, "search_space.width key")
+            choice(name, WIDTH_FIELDS, "width")
             if not values or any(int(v) < 1 for v in values):
-                raise ConfigError(f"search_space.width.{name} must be a non-empty list of positive ints")
+                raise ConfigError("must be a non-empty list of positive ints", key=f"width.{name}")
         both = sorted(set(self.width) & set(self.fixed_width))
         if both:
-            raise ConfigError(f"search_space: {both} are both searched (width) and fixed (fixed_width)")
+            raise ConfigError(f": {both} are both searched (width) and fixed (fixed_width)", key="width")
         for key in ("prefix", "base"):
             if getattr(self, key) is not None and getattr(self, f"{key}_from") is not None:
-                raise ConfigError(f"search_space: give {key} or {key}_from, not both")
+                raise ConfigError(f": give {key} or {key}_from, not both", key=key)
 
 
 @dataclass(frozen=True)
@@ -150,7 +148,7 @@ class SearchSpace:
         try:
             return SearchWidth(**values)
         except ConfigError as err:
-            raise ConfigError(f"search_space width {values}: {err}") from None
+            raise ConfigError(f"={values} gives no valid model width: {err}", key="width") from None
 
     def resolved_mapping(self) -> dict[str, Any]:
         """The config as plain data with ``*_from`` sources replaced by the patterns they gave."""
@@ -212,10 +210,10 @@ def _pattern_from_run(run_dir: str, field_name: str) -> str:
     """Best pattern (at the highest budget) of a finished search run directory."""
     path = Path(run_dir) / "summary.json"
     if not path.is_file():
-        raise ConfigError(f"search_space.{field_name}={run_dir!r}: no finished search there (no summary.json)")
+        raise ConfigError(f"={run_dir!r}: no finished search there (no summary.json)", key=field_name)
     best = json.loads(path.read_text()).get("best_pattern")
     if not best:
-        raise ConfigError(f"search_space.{field_name}={run_dir!r}: the run found no successful pattern")
+        raise ConfigError(f"={run_dir!r}: the run found no successful pattern", key=field_name)
     return best
 
 
@@ -223,11 +221,11 @@ def _fixed(text: str | None, source: str | None, field_name: str) -> Pattern:
     if source is not None:
         text = _pattern_from_run(source, f"{field_name}_from")
     if text is None:
-        raise ConfigError(f"search_space.{field_name} (or {field_name}_from) is required for this strategy")
+        raise ConfigError(f"(or {field_name}_from) is required for this strategy", key=field_name)
     try:
         return Pattern.parse(text)
     except PatternError as err:
-        raise ConfigError(f"search_space.{field_name}: {err}") from None
+        raise ConfigError(f": {err}", key=field_name) from None
 
 
 def _one_shot(c: SearchSpaceConfig) -> tuple[Pattern | None, Pattern | None]:
@@ -241,7 +239,7 @@ def _end_incremental(c: SearchSpaceConfig) -> tuple[Pattern | None, Pattern | No
 def _middle_incremental(c: SearchSpaceConfig) -> tuple[Pattern | None, Pattern | None]:
     base = _fixed(c.base, c.base_from, "base")
     if len(base) < 2:
-        raise ConfigError(f"search_space.base must have at least 2 layers to split, got {base}")
+        raise ConfigError(f"must have at least 2 layers to split, got {base}", key="base")
     mid = len(base) // 2
     return base[:mid], base[mid:]
 
@@ -272,15 +270,11 @@ def build_space(config: SearchSpaceConfig, seed: int = 0) -> SearchSpace:
     if config.first_layer is not None:
         if head_t:
             if head_t[0] != config.first_layer:
-                raise ConfigError(
-                    f"search_space.first_layer={config.first_layer!r} contradicts the fixed prefix "
-                    f"{''.join(head_t)}"
-                )
+                raise ConfigError(f"={config.first_layer!r} contradicts the fixed prefix "
+                    f"{''.join(head_t)}", key="first_layer")
         else:
             if config.first_layer not in config.primitives:
-                raise ConfigError(
-                    f"search_space.first_layer={config.first_layer!r} is not in primitives {config.primitives}"
-                )
+                raise ConfigError(f"={config.first_layer!r} is not in primitives {config.primitives}", key="first_layer")
             for kind in config.primitives:
                 if kind != config.first_layer:
                     cs.add(CS.ForbiddenEqualsClause(cs[layer_name(0)], kind))
@@ -304,10 +298,8 @@ def _check_feasible(space: SearchSpace) -> None:
         frac = (fixed_attn + k) / space.n_total
         if c.min_attention_fraction - 1e-9 <= frac <= c.max_attention_fraction + 1e-9:
             return
-    raise ConfigError(
-        f"search_space: no {space.n_total}-layer pattern meets attention fraction "
-        f"[{c.min_attention_fraction}, {c.max_attention_fraction}] with the fixed layers and first_layer"
-    )
+    raise ConfigError(f": no {space.n_total}-layer pattern meets attention fraction [{c.min_attention_fraction}, "
+                      f"{c.max_attention_fraction}] with the fixed layers and first_layer", key="min_attention_fraction")
 
 
 def _check_widths(space: SearchSpace) -> None:
@@ -318,10 +310,11 @@ def _check_widths(space: SearchSpace) -> None:
 
 
 def space_from_mapping(node: Mapping[str, Any], seed: int = 0) -> SearchSpace:
-    """Validate a ``search_space`` mapping (YAML / Hydra node) and build the space."""
-    from composer_automl.config import to_dataclass
-
-    return build_space(to_dataclass(SearchSpaceConfig, node, "search_space"), seed=seed)
+    """Validate a ``search_space`` mapping (YAML / Hydra node) and build the space; errors name
+    ``search_space.<key>``."""
+    config = to_dataclass(SearchSpaceConfig, node, "search_space")
+    with located("search_space"):
+        return build_space(config, seed=seed)
 
 
 def command_line_sources_win(node: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -333,8 +326,10 @@ def command_line_sources_win(node: Mapping[str, Any], overrides: list[str]) -> d
     """
     from omegaconf import DictConfig, OmegaConf
 
+    from composer_automl.adapters.hydra import typed_keys
+
     data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    given = typed_keys(overrides)
     for key in ("prefix", "base"):
         if f"search_space.{key}_from" in given and f"search_space.{key}" not in given:
             data[key] = None
@@ -342,13 +337,12 @@ def command_line_sources_win(node: Mapping[str, Any], overrides: list[str]) -> d
 
 
 def load_space(name: str, seed: int = 0, **overrides: Any) -> SearchSpace:
-    """Load ``search_spaces/<name>.yaml`` (or a path to one), with optional field overrides."""
-    import yaml
-
+    """Load ``search_spaces/<name>.yaml`` (or a path to one), with optional field overrides; errors name the file."""
+    from composer_automl.config import load_yaml
     from composer_automl.paths import find_option, group_options
 
     path = find_option("search_space", name)
     if path is None:
         raise ConfigError(f"unknown search_space {name!r}; have: {group_options('search_space')}")
-    data = yaml.safe_load(path.read_text()) or {}
-    return space_from_mapping({**data, **overrides}, seed=seed)
+    data = load_yaml(path, "a search-space mapping")
+    return build_space(to_dataclass(SearchSpaceConfig, {**data, **overrides}, f"{path}:"), seed=seed)

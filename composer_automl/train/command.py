@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Sequence
 from omegaconf import DictConfig
 
 from composer_automl.cli import run_hydra_app
-from composer_automl.config import ConfigError, to_dataclass
+from composer_automl.config import ConfigError, located, to_dataclass
 from composer_automl.devices import Device
 from composer_automl.devices import resolve as resolve_device
 from composer_automl.presets import PRESETS, get_preset
@@ -36,7 +36,7 @@ LAUNCH_ENV = ("LOCAL_RANK", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID")
 
 
 @dataclass(frozen=True)
-class Plan:
+class TrainPlan:
     """A validated run: the model, where the checkpoint to resume is, the hardware choice."""
 
     config: TrainConfig
@@ -60,7 +60,7 @@ def load_spec(model: str) -> ModelSpec:
         raise ConfigError(f"model={model!r}: {err}") from None
 
 
-def plan(config: TrainConfig) -> Plan:
+def plan(config: TrainConfig) -> TrainPlan:
     """Validate the whole run up front; every bad input is one ConfigError."""
     from composer_automl.parallel import checkpoint
     from composer_automl.parallel.kernels import select_kernels
@@ -73,7 +73,8 @@ def plan(config: TrainConfig) -> Plan:
     if trainer.seq_len > spec.max_seq_len:
         raise ConfigError(f"trainer.seq_len={trainer.seq_len} exceeds model max_seq_len={spec.max_seq_len}")
     check_dataset(config.data.path, spec.vocab_size, config.data.valid_path, validate=trainer.val_every > 0)
-    device = resolve_device(trainer.accelerator, trainer.precision, "trainer", trainer.devices)
+    with located("trainer"):
+        device = resolve_device(trainer.accelerator, trainer.precision, trainer.devices)
     kernels = select_kernels(config.parallel.impl, config.parallel.fusions, on_cpu=device.accelerator == "cpu")
     resume = None
     if config.resume == "latest":
@@ -83,7 +84,7 @@ def plan(config: TrainConfig) -> Plan:
     consumed = 0
     if resume is not None:
         consumed = checkpoint.check_checkpoint(resume, spec, layout(config), kernels.impl)["consumed_samples"]
-    return Plan(config, spec, resume, device, kernels, consumed)
+    return TrainPlan(config, spec, resume, device, kernels, consumed)
 
 
 def layout(config: TrainConfig):
@@ -95,16 +96,16 @@ def layout(config: TrainConfig):
                   grad_accum=t.grad_accum, seq_len=t.seq_len)
 
 
-def build_trainer(p: Plan, callbacks: Sequence = ()):
+def build_run(p: TrainPlan, callbacks: Sequence = ()):
     """The Lightning trainer, module and data module of a validated plan."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     from composer_automl.parallel.strategy import MegatronDDPStrategy
+    from composer_automl.throughput import TokenThroughput
     from composer_automl.train.data import WindowData, check_dataset
     from composer_automl.train.module import ParallelLMModule
-    from composer_automl.throughput import TokenThroughput
+    from composer_automl.trainer import build_trainer
 
     c, t = p.config, p.config.trainer
     L.seed_everything(c.seed, workers=True)
@@ -121,26 +122,17 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
                         every_n_train_steps=t.ckpt_every, monitor="step", mode="max", save_top_k=t.keep_last_k,
                         save_last=False)
     ] if t.ckpt_every else []
-    trainer = L.Trainer(
-        accelerator=p.device.accelerator,
-        devices=t.devices,
+    trainer = build_trainer(
+        p.device, c.out_dir, "tensorboard", max_steps=t.max_steps, callbacks=[throughput, *checkpoints, *callbacks],
+        progress_bar=True, log_every_n_steps=t.log_every, enable_checkpointing=bool(checkpoints),
         num_nodes=t.num_nodes,
         strategy=MegatronDDPStrategy(tp=c.parallel.tp, seed=c.seed, layout=layout(c), on_cpu=on_cpu, impl=p.kernels.impl),
-        precision=p.device.precision,
-        max_steps=t.max_steps,
         accumulate_grad_batches=t.grad_accum,
         gradient_clip_val=t.grad_clip or None,
-        log_every_n_steps=t.log_every,
         val_check_interval=t.val_every * t.grad_accum or None,  # counted in micro-batches by Lightning
         check_val_every_n_epoch=None,
         limit_val_batches=t.val_batches if t.val_every else 0,
-        num_sanity_val_steps=0,
         use_distributed_sampler=False,  # WindowData shards by data-parallel rank itself
-        logger=TensorBoardLogger(c.out_dir, name="tensorboard", version="", default_hp_metric=False),
-        callbacks=[throughput, *checkpoints, *callbacks],
-        enable_checkpointing=bool(checkpoints),
-        enable_model_summary=False,
-        deterministic=p.device.deterministic,
     )
     module = ParallelLMModule(p.spec, c.parallel.tp, c.optim, on_cpu=on_cpu, kernels=p.kernels)
     train_prefix, valid_prefix = check_dataset(c.data.path, p.spec.vocab_size, c.data.valid_path, t.val_every > 0)
@@ -149,16 +141,16 @@ def build_trainer(p: Plan, callbacks: Sequence = ()):
     return trainer, module, data
 
 
-def train(p: Plan, callbacks: Sequence = ()):
+def train(p: TrainPlan, callbacks: Sequence = ()):
     """Run (or continue) the training described by ``p``; returns the finished trainer."""
-    trainer, module, data = build_trainer(p, callbacks)
+    trainer, module, data = build_run(p, callbacks)
     trainer.fit(module, datamodule=data, ckpt_path=str(p.resume) if p.resume else None)
     return trainer
 
 
 def _task(cfg: DictConfig, argv: list[str]) -> None:
     logging.getLogger("megatron").setLevel(logging.WARNING)  # per-file index-reader chatter
-    p = plan(to_dataclass(TrainConfig, cfg, "train"))
+    p = plan(to_dataclass(TrainConfig, cfg))
     if not any(name in os.environ for name in LAUNCH_ENV):
         # Lightning starts the other local processes by re-running this command line.
         sys.argv = [str(Path(__file__).resolve().parents[1] / "__main__.py"), "train", *argv]

@@ -7,7 +7,7 @@ from typing import Optional
 
 from composer_automl import devices
 from composer_automl.config import ConfigError, choice
-from composer_automl.lightning_module import OptimConfig
+from composer_automl.optim import OptimConfig
 
 
 @dataclass
@@ -46,26 +46,22 @@ class TrainerConfig:
     """Per-device peak dense TFLOP/s for MFU; null = look the device up (H100/H200/A100)."""
 
     def __post_init__(self) -> None:
-        devices.check_fields(self.accelerator, self.precision, "trainer", self.devices)
+        devices.check_fields(self.accelerator, self.precision, self.devices)
         for name in ("num_nodes", "max_steps", "micro_batch_size", "grad_accum", "seq_len", "log_every",
                      "val_batches", "keep_last_k"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"trainer.{name}={getattr(self, name)} must be a positive integer")
+                raise ConfigError(f"={getattr(self, name)} must be a positive integer", key=name)
         for name in ("val_every", "ckpt_every"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"trainer.{name}={getattr(self, name)} must be ≥ 0 (0 = never)")
+                raise ConfigError(f"={getattr(self, name)} must be ≥ 0 (0 = never)", key=name)
         if self.grad_clip < 0:
-            raise ConfigError(f"trainer.grad_clip={self.grad_clip} must be ≥ 0 (0 = off)")
+            raise ConfigError(f"={self.grad_clip} must be ≥ 0 (0 = off)", key="grad_clip")
         if self.peak_tflops is not None and self.peak_tflops <= 0:
-            raise ConfigError(f"trainer.peak_tflops={self.peak_tflops} must be > 0 or null")
+            raise ConfigError(f"={self.peak_tflops} must be > 0 or null", key="peak_tflops")
 
     @property
     def world_size(self) -> int:
         return self.num_nodes * self.devices
-
-    def global_batch(self, tp: int) -> int:
-        """Sequences per optimizer step: micro-batch × accumulation × data-parallel size."""
-        return self.micro_batch_size * self.grad_accum * (self.world_size // tp)
 
 
 @dataclass
@@ -84,7 +80,7 @@ class ParallelConfig:
     def __post_init__(self) -> None:
         from composer_automl.parallel.kernels import IMPLS
 
-        choice(self.impl, IMPLS, "parallel.impl")
+        choice(self.impl, IMPLS, "impl")
 
 
 @dataclass
@@ -117,9 +113,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not self.data.path:
-            raise ConfigError("data.path is required: the folder of a dataset prepared by `composer-automl data`")
+            raise ConfigError("is required: the folder of a dataset prepared by `composer-automl data`", key="data.path")
         if self.optim.max_steps != self.trainer.max_steps:
-            raise ConfigError(
-                f"optim.max_steps={self.optim.max_steps} must equal trainer.max_steps={self.trainer.max_steps} "
-                "(leave optim.max_steps unset: it follows trainer.max_steps)"
-            )
+            raise ConfigError(f"={self.optim.max_steps} must equal trainer.max_steps={self.trainer.max_steps} "
+                              "(leave optim.max_steps unset: it follows trainer.max_steps)", key="optim.max_steps")

@@ -8,8 +8,10 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
-from composer_automl.lightning_module import IGNORE_INDEX, OptimConfig, build_optimizer
+from composer_automl.adapters.lightning import is_last_micro_batch, set_batch_progress
+from composer_automl.optim import OptimConfig, lightning_optimizers
 from composer_automl.spec import ModelSpec
+from composer_automl.tokens import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from composer_automl.parallel.kernels import Kernels
@@ -95,7 +97,7 @@ class ParallelLMModule(L.LightningModule):
         inputs, targets = batch
         loss = masked_mean_loss(self.model, inputs, targets)
         self._step_loss.append(loss.detach())
-        if not self.trainer.fit_loop._should_accumulate():  # last micro-batch: the optimizer steps after it
+        if is_last_micro_batch(self.trainer):  # the optimizer steps after this micro-batch
             self.log("train/loss", self._global_batch_loss(), prog_bar=True)
             self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
         return loss
@@ -142,11 +144,7 @@ class ParallelLMModule(L.LightningModule):
         seen (``ready % accumulate_grad_batches``); a checkpoint is written between
         optimizer steps, so ``global_step × grad_accum`` batches is where this run stands.
         """
-        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
-        if progress:
-            batches = checkpoint["global_step"] * self.trainer.accumulate_grad_batches
-            for counters in (progress["total"], progress["current"]):
-                counters.update(ready=batches, started=batches, processed=batches, completed=batches)
+        set_batch_progress(checkpoint, checkpoint["global_step"] * self.trainer.accumulate_grad_batches)
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """Clip by the TP-global gradient norm (Lightning's own clipping sees one shard only)."""
@@ -157,5 +155,4 @@ class ParallelLMModule(L.LightningModule):
             torch.nn.utils.clip_grads_with_norm_(params, gradient_clip_val, norm)
 
     def configure_optimizers(self):
-        optimizer, scheduler = build_optimizer(self.model, self.optim)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return lightning_optimizers(self.model, self.optim)

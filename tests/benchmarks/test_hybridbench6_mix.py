@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from composer_automl.calibrate.table import Row
+from composer_automl.table import Row
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "hybridbench6_mix.py"
 

@@ -13,10 +13,10 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from composer_automl.calibrate.run import CalibrateSettings, make_plan, run_calibration
-from composer_automl.calibrate.table import read_rows, rung_hash
-from composer_automl.config import ConfigError
-from composer_automl.rungs import read_rung_file
-from composer_automl.search.ladder import ladder_from_mapping, load_ladder
+from composer_automl.table import read_rows, rung_hash
+from composer_automl.config import ConfigError, to_dataclass
+from composer_automl.rungs.registry import read_rung_file
+from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
 from composer_automl.search.spaces import load_space
 
 PATTERNS = ["AMMAMM", "AAMMMM", "MMMMMM", "AMAMAM", "MAMAMA"]
@@ -168,11 +168,12 @@ def test_nested_subsets_cap_rungs_and_extra_seeds_to_prefixes_of_one_order():
 
 
 @pytest.mark.parametrize("settings, match", [
-    ({"patterns_per_rung": {"no-such-rung": 3}}, "patterns_per_rung names rung"),
-    ({"patterns_per_rung": {"simulated": 0}}, "patterns_per_rung.simulated must be"),
-    ({"extra_seed_patterns": 0}, "extra_seed_patterns must be"),
-    ({"include": ["AMX"]}, "calibrate.include"),
+    ({"patterns_per_rung": {"no-such-rung": 3}}, r"^calibrate.patterns_per_rung names rung\(s\) \['no-such-rung'\]"),
+    ({"patterns_per_rung": {"simulated": 0}}, "^calibrate.patterns_per_rung.simulated must be an integer >= 1, got 0$"),
+    ({"extra_seed_patterns": 0}, "^calibrate.extra_seed_patterns must be >= 1 or null, got 0$"),
+    ({"include": ["AMX"]}, "^calibrate.include: unknown layer kind"),
 ])
 def test_bad_subset_settings_are_config_errors(settings, match):
     with pytest.raises(ConfigError, match=match):
-        make_plan(load_space("one-shot-6"), simulated_ladder(), CalibrateSettings(patterns="sample:5", **settings))
+        settings = to_dataclass(CalibrateSettings, {"patterns": "sample:5", **settings}, "calibrate")
+        make_plan(load_space("one-shot-6"), simulated_ladder(), settings)

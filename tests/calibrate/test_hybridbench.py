@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from composer_automl.calibrate.report import build_report, json_safe
-from composer_automl.calibrate.table import read_rows, rung_hash
-from composer_automl.calibrate.tabular import SHIPPED_TABLES
-from composer_automl.rungs import rung_from_mapping
+from composer_automl.table import read_rows, rung_hash
+from composer_automl.rungs.tabular import SHIPPED_TABLES
+from composer_automl.rungs.registry import rung_from_mapping
 from composer_automl.search.spaces import space_from_mapping
 
 BENCH = SHIPPED_TABLES / "hybridbench6"
@@ -112,7 +112,7 @@ def test_a_row_reevaluated_with_the_shipped_code_gives_its_recorded_loss(row, tm
 def test_the_shipped_mad_pretraining_blend_is_the_weighted_mean_of_its_parts_recorded_rows(tmp_path, monkeypatch):
     """fidelity/mad-narrow-b4 (a blend of two calibrated rungs) evaluated at a pattern's seed 0 gives the
     weighted mean of its parts' seed-0 rows, which is what benchmarks/hybridbench6_mix.py scores."""
-    from composer_automl.rungs import load_rung
+    from composer_automl.rungs.registry import load_rung
 
     blend = load_rung("mad-narrow-b4")
     parts = blend.config.parts

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from composer_automl.calibrate import stats
-from composer_automl.calibrate.table import Row
+from composer_automl.table import Row
 
 
 def row(pattern: str, rung: str, seed: int, loss: float | None, wall: float = 1.0, status: str = "ok") -> Row:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from composer_automl.config import ConfigError
+from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.data.config import DataConfig
 from composer_automl.data.prepare import prepare
 
@@ -70,14 +70,14 @@ def test_single_document_corpus_cannot_be_split(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, pattern", [
-    ("tokenizer", "sentencepiece", "data.tokenizer"),
-    ("format", "parquet", "data.format"),
-    ("valid_fraction", 0.9, "valid_fraction"),
-    ("tokenizer_path", None, "tokenizer_path is required"),
+    ("tokenizer", "sentencepiece", "^data.tokenizer='sentencepiece' is not allowed"),
+    ("format", "parquet", "^data.format='parquet' is not allowed"),
+    ("valid_fraction", 0.9, r"^data.valid_fraction=0.9 must be in \(0, 0.5\]$"),
+    ("tokenizer_path", None, "^data.tokenizer_path is required with tokenizer=hf"),
 ])
 def test_bad_config_values_name_the_field(field, value, pattern):
-    """Out-of-range or unknown config values raise ConfigError naming the field."""
+    """Out-of-range or unknown config values raise one ConfigError naming the field under the section typed."""
     kwargs = {"tokenizer": "hf", "tokenizer_path": "/x.json"} if field != "tokenizer" else {}
     kwargs[field] = value
     with pytest.raises(ConfigError, match=pattern):
-        DataConfig(**kwargs)
+        to_dataclass(DataConfig, kwargs, "data")

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
@@ -32,22 +35,34 @@ def test_mad_cli_prints_table_score_and_writes_tensorboard(tmp_path):
     assert (tmp_path / "run" / "mad_results.json").is_file()
 
 
-def test_mad_cli_bad_input_exits_2_before_training(tmp_path):
-    """A bad pattern, an impossible setting or a non-mad rung: one 'error:' line, exit 2, no training output."""
-    for overrides, needle in [
-        (["pattern=AXM"], "pattern"),
-        (["fidelity.overrides.selective-copying.num_tokens_to_copy=100"], "num_tokens_to_copy"),
-        (["fidelity.train_on=everything"], "train_on"),
-        (["fidelity.accelerator=cpu", "fidelity.precision=16-mixed"], "does not run on cpu"),
-    ]:
-        proc = run_cli(tmp_path, *overrides)
-        assert proc.returncode == 2, (overrides, proc.stderr[-1000:])
-        assert proc.stderr.strip().startswith("error:") and needle in proc.stderr
-        assert "[mad " not in proc.stdout
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("overrides, line", [
+    (["pattern=AXM"], "error: pattern: unknown layer kind(s) ['X'] in pattern; allowed: ['A', 'M']"),
+    (["fidelity.train_on=everything"], "error: fidelity.train_on='everything' is not allowed; choose one of ['all', 'scored']"),
+    (["fidelity.accelerator=cpu", "fidelity.precision=16-mixed"],
+     "error: fidelity.precision='16-mixed' does not run on cpu; choose one of ['32-true', 'bf16-mixed', 'bf16-true'] (or auto)"),
+    pytest.param(["fidelity.accelerator=gpu"], "error: fidelity.accelerator=gpu but no CUDA device is visible; use accelerator=cpu",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")),
+])
+def test_mad_cli_bad_input_is_one_error_line_naming_the_key_typed(tmp_path, overrides, line):
+    """A bad pattern, an impossible setting or a device this machine lacks: exactly one 'error:' line naming the key
+    as typed (``fidelity.<key>``, not the config's internal name), exit 2, no training output."""
+    proc = run_cli(tmp_path, *overrides)
+    assert proc.returncode == 2, (overrides, proc.stderr[-1000:])
+    assert proc.stderr.strip().splitlines() == [line]
+    assert "[mad " not in proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_mad_cli_overrides_of_a_setting_name_the_setting(tmp_path):
+    """An impossible MAD setting after overrides names the setting's field."""
+    proc = run_cli(tmp_path, "fidelity.overrides.selective-copying.num_tokens_to_copy=100")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("error: ") and "num_tokens_to_copy" in proc.stderr
 
 
 def test_mad_cli_unknown_rung_lists_options(tmp_path):
-    """An unknown fidelity rung is refused by Hydra with the available options listed."""
+    """An unknown fidelity rung is refused by the pre-check with the available options listed."""
     proc = run_cli(tmp_path, "fidelity=mad-nope")
-    assert proc.returncode != 0
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "fidelity/mad-nope" in proc.stderr and "mad-quick" in proc.stderr

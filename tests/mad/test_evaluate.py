@@ -16,7 +16,9 @@ from composer_automl.mad.data import load_or_generate
 from composer_automl.mad.evaluate import MADConfig, evaluate_pattern, run_schedule
 from composer_automl.mad.tasks import RecallSetting
 from composer_automl.paths import cache_dir, group_dir
-from composer_automl.rungs import RungResult, SearchWidth, load_rung, rung_from_mapping
+from composer_automl.rungs.base import RungResult
+from composer_automl.spec import SearchWidth
+from composer_automl.rungs.registry import load_rung, rung_from_mapping
 
 TINY_WIDTH = SearchWidth(d_model=32, n_heads=4, n_kv_heads=2, ffn_hidden=64)
 
@@ -147,31 +149,32 @@ def test_mad_full_is_the_reference_protocol():
 @pytest.mark.parametrize(
     "node, match",
     [
-        ({"tasks": ["recall"]}, "unknown MAD task"),
-        ({"tasks": []}, "tasks"),
-        ({"lrs": []}, "lrs"),
-        ({"weight_decays": [-0.1]}, "weight_decays"),
-        ({"max_steps": 0}, "max_steps"),
+        ({"tasks": ["recall"]}, "^fidelity.tasks='recall' is not allowed; choose one of"),
+        ({"tasks": []}, "^fidelity.tasks must name at least one task"),
+        ({"lrs": []}, "^fidelity.lrs must be a non-empty list"),
+        ({"weight_decays": [-0.1]}, "^fidelity.weight_decays must be"),
+        ({"max_steps": 0}, "^fidelity.max_steps must be >= 1, got 0$"),
         ({"overrides": {"compression": {"seq_len": 1}}}, "seq_len"),
         ({"overrides": {"selective-copying": {"num_tokens_to_copy": 200}}}, "num_tokens_to_copy"),
         ({"overrides": {"noisy-in-context-recall": {"vocab_size": 18}}}, "vocab_size"),
-        ({"overrides": {"compression": {"copies": 3}}}, "unknown field"),
-        ({"overrides": {"nope": {"seq_len": 3}}}, "unknown MAD task"),
-        ({"epochz": 3}, "unknown key"),
-        ({"train_on": "every"}, "train_on"),
-        ({"accuracy": "weighted"}, "accuracy"),
-        ({"lr_schedule": "linear"}, "lr_schedule"),
-        ({"betas": [0.9]}, "betas"),
-        ({"min_lr": 1.0}, "min_lr"),
-        ({"accelerator": "tpu"}, "accelerator"),
-        ({"accelerator": "cpu", "precision": "16-mixed"}, "does not run on cpu"),
-        ({"devices": 2}, "devices"),
+        ({"overrides": {"compression": {"copies": 3}}}, r"^fidelity.overrides.compression has unknown field\(s\) \['copies'\]"),
+        ({"overrides": {"nope": {"seq_len": 3}}}, "^fidelity.overrides='nope' is not allowed; choose one of"),
+        ({"epochz": 3}, r"^unknown key\(s\) \['fidelity.epochz'\]"),
+        ({"train_on": "every"}, "^fidelity.train_on='every' is not allowed"),
+        ({"accuracy": "weighted"}, "^fidelity.accuracy='weighted' is not allowed"),
+        ({"lr_schedule": "linear"}, "^fidelity.lr_schedule='linear' is not allowed"),
+        ({"betas": [0.9]}, "^fidelity.betas must be two numbers"),
+        ({"min_lr": 1.0}, r"^fidelity.min_lr must be in \[0, min\(lrs\)"),
+        ({"accelerator": "tpu"}, "^fidelity.accelerator='tpu' is not allowed"),
+        ({"accelerator": "cpu", "precision": "16-mixed"}, "^fidelity.precision='16-mixed' does not run on cpu"),
+        ({"devices": 2}, "^fidelity.devices=2: a MAD run uses one device"),
     ],
 )
 def test_bad_rung_config_is_one_config_error(node, match):
-    """Unknown tasks/keys and impossible settings fail while loading the config, before any training."""
+    """Unknown tasks/keys and impossible settings fail while loading the config, before any training, naming the
+    key under the section typed (``fidelity`` for the mad command)."""
     with pytest.raises(ConfigError, match=match):
-        to_dataclass(MADConfig, node, "fidelity test")
+        to_dataclass(MADConfig, node, "fidelity")
 
 
 def test_mad_command_rejects_non_mad_rung():

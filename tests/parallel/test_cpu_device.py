@@ -39,7 +39,7 @@ def _cpu_step_with_cuda_present(rank: int, world_size: int) -> dict:
                     self.seen.add(t.device.type)
             return out
 
-    from composer_automl.lightning_module import OptimConfig
+    from composer_automl.optim import OptimConfig
     from composer_automl.parallel.strategy import MegatronDDPStrategy
     from composer_automl.presets import get_preset
     from composer_automl.train.module import ParallelLMModule, masked_mean_loss

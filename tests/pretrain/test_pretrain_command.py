@@ -33,7 +33,7 @@ def test_pretrain_command_prints_loss_throughput_and_tensorboard_command(tmp_pat
     ("model=huge", "unknown model preset"),
     ("+pretrain.batch_sise=4", "unknown key"),  # without "+", Hydra itself rejects the key
     ("data.source=/definitely/not/here", "no such file or directory"),
-    ("pretrain.grad_clip=-1", "grad_clip ≥ 0"),
+    ("pretrain.grad_clip=-1", "pretrain.grad_clip=-1.0 is out of range"),
     ("pretrain.devices=2", "pretrain.devices=2: a pretraining run trains one model on one device"),
     ("pretrain.precision=16-mixed", "pretrain.precision='16-mixed' does not run on cpu"),
     pytest.param("pretrain.accelerator=gpu", "no CUDA device", marks=pytest.mark.skipif(

@@ -14,8 +14,11 @@ from composer_automl.data.config import DataConfig
 from composer_automl.patterns import Pattern
 from composer_automl.pretrain.config import PretrainConfig
 from composer_automl.pretrain.run import load_data
-from composer_automl.pretrain.rung import evaluate
-from composer_automl.rungs import SearchWidth, load_rung, rung_from_mapping
+from composer_automl.pretrain.rung import PretrainRung
+from composer_automl.spec import SearchWidth
+from composer_automl.rungs.registry import load_rung, rung_from_mapping
+
+evaluate = PretrainRung().evaluate
 
 TEST_WIDTH = SearchWidth(d_model=32, n_heads=2, n_kv_heads=1, ffn_hidden=64)
 
@@ -86,7 +89,7 @@ def test_rung_width_overrides_train_a_narrower_model(make_config, tmp_path):
     assert narrow.metrics["n_params"] < wide.metrics["n_params"]
     assert narrow.metrics["train_tokens"] == wide.metrics["train_tokens"]
     assert load_rung("pretrain-narrow").config.d_model == 64
-    with pytest.raises(ConfigError, match="pretrain.d_model=0 must be a positive integer or null"):
+    with pytest.raises(ConfigError, match="^d_model=0 must be a positive integer or null$"):
         make_config(d_model=0)
 
 

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.paths import CONFIG_DIR, group_dir, group_options
 from composer_automl.search.command import main as search_main
-from composer_automl.search.ladder import hpbandster_budgets, ladder_from_mapping, load_ladder
+from composer_automl.engine.ladder import hpbandster_budgets, ladder_from_mapping, load_ladder
 from composer_automl.search.run import SearchSettings
 from composer_automl.search.spaces import space_from_mapping
 

@@ -18,8 +18,8 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from composer_automl.config import ConfigError
-from composer_automl.search.ladder import ladder_from_mapping, load_ladder
-from composer_automl.search.master import planned_trials
+from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
+from composer_automl.search.run import planned_trials
 from composer_automl.search.results import read_configs, read_trials
 from composer_automl.search.run import SearchSettings, run_search
 from composer_automl.search.spaces import load_space
@@ -256,19 +256,19 @@ def test_constraints_no_pattern_meets_fail_before_the_search_starts(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_exception_while_recording_fails_the_trial_and_releases_the_job(tmp_path, monkeypatch):
-    """An exception while recording a result (injected into MasterHooks._record for budget 3, as a ladder
-    the master cannot map once raised) fails that trial with the traceback and releases its job: the search
-    finishes every planned trial instead of hanging in hpbandster's oneway callback thread."""
-    from composer_automl.search.master import MasterHooks
+    """An exception while recording a result (injected into SearchProposer._trial_record for budget 3) fails
+    that trial with the traceback and tells the optimizer: the search finishes every planned trial instead of
+    hanging."""
+    from composer_automl.search.optimizers import SearchProposer
 
-    record = MasterHooks._record
+    record = SearchProposer._trial_record
 
-    def failing_at_budget_3(self, job):
-        if float(job.kwargs["budget"]) == 3.0:
+    def failing_at_budget_3(self, result):
+        if result.job.budget == 3.0:
             raise KeyError("budget 3.0 is not on the ladder (injected)")
-        return record(self, job)
+        return record(self, result)
 
-    monkeypatch.setattr(MasterHooks, "_record", failing_at_budget_3)
+    monkeypatch.setattr(SearchProposer, "_trial_record", failing_at_budget_3)
     ladder = load_ladder("simulated-ladder")
     summary = run_search(SearchSettings(n_workers=1, n_iterations=1), load_space("one-shot-6"), ladder,
                          tmp_path / "run")

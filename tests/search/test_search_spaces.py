@@ -9,7 +9,7 @@ import pytest
 
 from composer_automl.config import ConfigError
 from composer_automl.patterns import Pattern, PatternError
-from composer_automl.rungs import SearchWidth
+from composer_automl.spec import SearchWidth
 from composer_automl.search.spaces import STRATEGIES, load_space, space_from_mapping
 
 SHIPPED = ["one-shot-6", "one-shot-16", "end-incremental", "middle-incremental"]
@@ -97,20 +97,21 @@ def test_width_hyperparameters():
 @pytest.mark.parametrize(
     "mapping, message",
     [
-        ({"strategy": "zig-zag"}, "search_space.strategy"),
-        ({"n_layers": 0}, "n_layers"),
-        ({"primitives": ["A", "X"]}, "primitives"),
-        ({"min_attention_fraction": 0.8, "max_attention_fraction": 0.2}, "min_attention_fraction"),
-        ({"n_layers": 3, "min_attention_fraction": 0.4, "max_attention_fraction": 0.6}, "no 3-layer pattern"),
-        ({"strategy": "end-incremental"}, "prefix"),
-        ({"strategy": "end-incremental", "prefix": "AXM"}, "search_space.prefix"),
-        ({"strategy": "end-incremental", "prefix": "MA", "first_layer": "A"}, "contradicts"),
-        ({"width": {"d_model": [30]}}, "width"),
-        ({"width": {"depth": [3]}}, "width key"),
-        ({"colour": "red"}, "unknown key"),
+        ({"strategy": "zig-zag"}, "^search_space.strategy='zig-zag' is not allowed"),
+        ({"n_layers": 0}, "^search_space.n_layers must be >= 1, got 0$"),
+        ({"primitives": ["A", "X"]}, "^search_space.primitives='X' is not allowed"),
+        ({"min_attention_fraction": 0.8, "max_attention_fraction": 0.2}, "^search_space.min_attention_fraction=0.8: need"),
+        ({"n_layers": 3, "min_attention_fraction": 0.4, "max_attention_fraction": 0.6},
+         r"^search_space.min_attention_fraction: no 3-layer pattern meets attention fraction \[0.4, 0.6\]"),
+        ({"strategy": "end-incremental"}, r"^search_space.prefix \(or prefix_from\) is required for this strategy$"),
+        ({"strategy": "end-incremental", "prefix": "AXM"}, "^search_space.prefix: unknown layer kind"),
+        ({"strategy": "end-incremental", "prefix": "MA", "first_layer": "A"}, "^search_space.first_layer='A' contradicts"),
+        ({"width": {"d_model": [30]}}, r"^search_space.width=\{'d_model': 30\} gives no valid model width: n_heads=4 must divide"),
+        ({"width": {"depth": [3]}}, "^search_space.width='depth' is not allowed"),
+        ({"colour": "red"}, r"^unknown key\(s\) \['search_space.colour'\]; allowed under 'search_space'"),
     ],
 )
 def test_bad_space_is_one_clear_error(mapping, message):
-    """Invalid search spaces raise one ConfigError naming the field."""
+    """Invalid search spaces raise one ConfigError naming the key as typed (``search_space.<key>``)."""
     with pytest.raises(ConfigError, match=message):
         space_from_mapping(mapping)

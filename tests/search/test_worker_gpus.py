@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from composer_automl.config import ConfigError
-from composer_automl.search.cluster import LocalWorkers, PoolSettings
+from composer_automl.engine.pool import LocalWorkers, PoolSettings
 
 
 def test_gpus_are_shared_out_per_worker_and_too_few_is_one_error(monkeypatch):

@@ -8,6 +8,7 @@ from composer_automl.config import to_dataclass
 from composer_automl.parallel.model import check_layout
 from composer_automl.paths import CONFIG_DIR, group_options
 from composer_automl.presets import get_preset
+from composer_automl.train.command import layout
 from composer_automl.train.config import TrainConfig
 from composer_automl.train.data import StepBatchSampler
 
@@ -21,10 +22,10 @@ def test_every_launch_layout_composes_and_fits_the_1b_model():
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         for name, (nodes, devices, tp) in EXPECTED.items():
             cfg = compose("train", overrides=[f"launch={name}", "data.path=/some/data"])
-            config = to_dataclass(TrainConfig, cfg, "train")
+            config = to_dataclass(TrainConfig, cfg)
             assert (config.trainer.num_nodes, config.trainer.devices, config.parallel.tp) == (nodes, devices, tp)
             check_layout(get_preset("1B"), tp, config.trainer.world_size)
-            tokens = config.trainer.global_batch(tp) * config.trainer.seq_len
+            tokens = layout(config).global_batch * config.trainer.seq_len  # what a checkpoint stores and resumes
             assert tokens >= 1_000_000, (name, tokens)  # Llama-like global batch of ~1M tokens
 
 

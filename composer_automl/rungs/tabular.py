@@ -18,11 +18,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from composer_automl.calibrate.table import TABLE_FILE, Row, ok_rows, read_rows
 from composer_automl.config import ConfigError
 from composer_automl.paths import PACKAGE_DIR
 from composer_automl.patterns import Pattern
-from composer_automl.rungs import RungResult, SearchWidth
+from composer_automl.rungs.base import RungKind, RungResult
+from composer_automl.spec import SearchWidth
+from composer_automl.table import TABLE_FILE, Row, ok_rows, read_rows
 
 SHIPPED_TABLES = PACKAGE_DIR / "tables"
 """Folder of the tables shipped with the package (each ``<name>/table.jsonl``)."""
@@ -45,13 +46,10 @@ class TabularConfig:
 
     def __post_init__(self) -> None:
         if self.time_scale < 0:
-            raise ConfigError(f"tabular.time_scale must be >= 0, got {self.time_scale}")
+            raise ConfigError(f"must be >= 0, got {self.time_scale}", key="time_scale")
         rungs = sorted(load_table(table_path(self.table)))
         if self.rung not in rungs:
-            raise ConfigError(f"tabular.rung={self.rung!r} is not in table {self.table!r}; it has {rungs}")
-
-
-CONFIG = TabularConfig
+            raise ConfigError(f"={self.rung!r} is not in table {self.table!r}; it has {rungs}", key="rung")
 
 
 def table_path(table: str) -> Path:
@@ -63,7 +61,7 @@ def table_path(table: str) -> Path:
         path = path / TABLE_FILE
     if not path.is_file():
         shipped = sorted(p.parent.name for p in SHIPPED_TABLES.glob(f"*/{TABLE_FILE}"))
-        raise ConfigError(f"tabular.table={table!r}: no such table file or run directory; shipped tables: {shipped}")
+        raise ConfigError(f"={table!r}: no such table file or run directory; shipped tables: {shipped}", key="table")
     return path
 
 
@@ -92,14 +90,19 @@ def replay(config: TabularConfig, pattern: Pattern, seed: int) -> Row:
     return rows[seed % len(rows)]
 
 
-def metric(config: TabularConfig) -> str:
-    return f"recorded loss of {config.rung}"
+class TabularRung(RungKind):
+    """``kind: tabular``: the recorded rows of a calibration table, replayed."""
 
+    config = TabularConfig
 
-def evaluate(pattern: Pattern, config: TabularConfig, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
-    """Answer with the recorded loss and metrics; the recorded wall time is the evaluation's cost."""
-    row = replay(config, pattern, seed)
-    if config.time_scale:
-        time.sleep(row.wall_time_s * config.time_scale)
-    metrics = {**row.metrics, "recorded_seed": float(row.seed), "recorded_cpu_time_s": float(row.cpu_time_s)}
-    return RungResult(loss=float(row.loss), metrics=metrics, wall_time_s=float(row.wall_time_s))
+    def metric(self, config: TabularConfig) -> str:
+        return f"recorded loss of {config.rung}"
+
+    def evaluate(self, pattern: Pattern, config: TabularConfig, width: SearchWidth, out_dir: Path,
+                 seed: int) -> RungResult:
+        """Answer with the recorded loss and metrics; the recorded wall time is the evaluation's cost."""
+        row = replay(config, pattern, seed)
+        if config.time_scale:
+            time.sleep(row.wall_time_s * config.time_scale)
+        metrics = {**row.metrics, "recorded_seed": float(row.seed), "recorded_cpu_time_s": float(row.cpu_time_s)}
+        return RungResult(loss=float(row.loss), metrics=metrics, wall_time_s=float(row.wall_time_s))

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from composer_automl.search import transport
+from composer_automl.adapters.pyro import configure
+from composer_automl.engine import transport
 from composer_automl.search.results import read_trials
 
 
@@ -61,18 +62,18 @@ def _drain(lines: queue.Queue, seen: list[str]) -> str:
 @pytest.fixture
 def keyed_nameserver():
     """A nameserver in this process that requires the secret ``ns-secret``; keyless again afterwards."""
-    transport.configure("ns-secret")
+    configure("ns-secret")
     ns = transport.NameServer()
     host, port = ns.start()
     yield f"{host}:{port}"
     ns.shutdown()
-    transport.configure(None)
+    configure(None)
 
 
 @pytest.fixture
 def nameserver():
     """A keyless nameserver in this process (no search registered in it)."""
-    transport.configure(None)
+    configure(None)
     ns = transport.NameServer()
     host, port = ns.start()
     yield f"{host}:{port}"
@@ -97,7 +98,7 @@ def test_remote_workers_run_a_search_without_local_workers(tmp_path):
     assert search.wait(timeout=60) == 0, text
     worker_out = [w.communicate(timeout=30)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], worker_out
-    assert all(f"search {join[2][len('run_id='):]} finished; worker exits" in o for o in worker_out)
+    assert all(f"run {join[2][len('run_id='):]} finished; worker exits" in o for o in worker_out)
     records = read_trials(run_dir)
     assert len(records) == 13 and all(r.status == "ok" for r in records)
     assert {r.worker for r in records} == {f"{socket.gethostname()}.{w.pid}" for w in workers}
@@ -120,10 +121,13 @@ def test_search_without_any_worker_stops_with_one_error_line(tmp_path):
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("args, message", [
-    (["run_id=abc"], "worker: nameserver is required"),
-    (["nameserver=127.0.0.1:9090"], "worker: run_id is required"),
+    (["run_id=abc"], "error: nameserver is required (composer-automl worker nameserver=HOST:PORT run_id=ID)"),
+    (["nameserver=127.0.0.1:9090"], "error: run_id is required (composer-automl worker nameserver=HOST:PORT run_id=ID)"),
     (["nameserver=localhost", "run_id=abc"], "nameserver='localhost' must be HOST:PORT"),
     (["nameserver=127.0.0.1:9090", "run_id=abc", "host=0.0.0.0"], "host='0.0.0.0' is reachable from the network"),
+    (["nameserver=127.0.0.1:99999", "run_id=abc"], "error: nameserver='127.0.0.1:99999' must be HOST:PORT with a port in 1-65535"),
+    (["nameserver=127.0.0.1:9090", "run_id=abc", "gpus=abc"], "error: gpus='abc' must be GPU ids separated by commas"),
+    (["nameserver=127.0.0.1:9090", "run_id=abc", "wait_s=-1"], "error: wait_s must be >= 0, got -1.0"),
 ])
 def test_worker_bad_input_exits_2_with_one_error_line(args, message):
     """A missing or malformed argument, or a network bind without a secret: exit 2, one ``error:`` line."""
@@ -141,7 +145,7 @@ def test_worker_gives_up_on_a_run_id_that_never_appears(nameserver):
     proc = _start("worker", [f"nameserver={nameserver}", "run_id=nosuchrun", "wait_s=1.5"])
     out, _ = proc.communicate(timeout=40)
     assert proc.returncode == 2, out
-    assert f"error: no search 'nosuchrun' at nameserver {nameserver} within 1.5 s" in out
+    assert f"error: no run 'nosuchrun' at nameserver {nameserver} within 1.5 s" in out
     assert "Traceback" not in out
 
 

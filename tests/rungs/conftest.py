@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from composer_automl.calibrate.table import Row, append_row
+from composer_automl.table import Row, append_row
 from composer_automl.patterns import Pattern
-from composer_automl.search.simulated import SimulatedConfig, true_loss
+from composer_automl.rungs.simulated import SimulatedConfig, true_loss
 
 
 def simulated_rows(patterns: list[str], rungs: dict[str, float], seeds: int, noise: float = 0.02) -> list[Row]:

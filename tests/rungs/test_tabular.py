@@ -7,12 +7,13 @@ from collections import Counter
 
 import pytest
 
-from composer_automl.calibrate.tabular import MissingRow, TabularConfig, replay, table_path
-from composer_automl.calibrate.table import read_rows
+from composer_automl.rungs.tabular import MissingRow, TabularConfig, replay, table_path
+from composer_automl.table import read_rows
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.patterns import Pattern
-from composer_automl.rungs import SearchWidth, rung_from_mapping
-from composer_automl.search.ladder import ladder_from_mapping
+from composer_automl.spec import SearchWidth
+from composer_automl.rungs.registry import rung_from_mapping
+from composer_automl.engine.ladder import ladder_from_mapping
 from composer_automl.search.results import read_trials
 from composer_automl.search.run import SearchSettings, run_search
 from composer_automl.search.spaces import load_space
@@ -35,17 +36,17 @@ def test_replays_the_row_of_each_seed_and_cycles(make_table, tmp_path):
 def test_missing_pattern_rung_table_or_columns_are_clear_errors(make_table, tmp_path):
     """A pattern the table lacks fails that evaluation; an unknown rung, table or a column-less table fail at load."""
     run_dir = make_table(PATTERNS, {"cheap": 3.0}, seeds=1)
-    config = to_dataclass(TabularConfig, {"table": str(run_dir), "rung": "cheap"}, "fidelity t")
+    config = to_dataclass(TabularConfig, {"table": str(run_dir), "rung": "cheap"}, "fidelity/t.yaml:")
     with pytest.raises(MissingRow, match="pattern AAAAAA has no successful row at rung 'cheap'"):
         replay(config, Pattern.parse("AAAAAA"), 0)
-    with pytest.raises(ConfigError, match=r"tabular.rung='ref' is not in table .*\['cheap'\]"):
-        to_dataclass(TabularConfig, {"table": str(run_dir), "rung": "ref"}, "fidelity t")
+    with pytest.raises(ConfigError, match=r"^fidelity/t.yaml: rung='ref' is not in table .*\['cheap'\]"):
+        to_dataclass(TabularConfig, {"table": str(run_dir), "rung": "ref"}, "fidelity/t.yaml:")
     with pytest.raises(ConfigError, match="no such table"):
-        to_dataclass(TabularConfig, {"table": str(tmp_path / "nope"), "rung": "cheap"}, "fidelity t")
+        to_dataclass(TabularConfig, {"table": str(tmp_path / "nope"), "rung": "cheap"}, "fidelity/t.yaml:")
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps({"pattern": "AMMAMM", "rung": "cheap", "seed": 0}) + "\n")
     with pytest.raises(ConfigError, match=r"lacks column\(s\) \['status', 'loss', 'wall_time_s'\]"):
-        to_dataclass(TabularConfig, {"table": str(broken), "rung": "cheap"}, "fidelity t")
+        to_dataclass(TabularConfig, {"table": str(broken), "rung": "cheap"}, "fidelity/t.yaml:")
 
 
 def test_table_path_resolves_files_run_dirs_and_shipped_names(make_table):

@@ -1,16 +1,14 @@
-"""The worker pool of one run: nameserver, published spec, local worker processes, watchdog.
+"""The worker pool of one run: nameserver, published spec, local worker processes.
 
-Both ``composer-automl search`` and ``composer-automl calibrate`` hand evaluations to
-hpbandster workers through a dispatcher; this module is what they share. The start
-order is explicit (hpbandster issue #52): the nameserver starts first, the run's spec
-is published in it, the caller starts its dispatcher, and only once the dispatcher is
-registered are local worker processes started (each limited to its share of CPU
-threads). Remote workers may join at any time with the nameserver address and run id.
+The start order is explicit (hpbandster issue #52): the nameserver starts first, the
+run's spec is published in it, the engine starts its dispatcher, and only once the
+dispatcher is registered are local worker processes started (each limited to its share
+of CPU threads and given its own GPUs). Remote workers may join at any time with the
+nameserver address and run id.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -20,14 +18,17 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable
 
 import Pyro4
 
+from composer_automl.adapters.hpbandster import dispatcher_name
+from composer_automl.adapters.pyro import configure
 from composer_automl.config import ConfigError
-from composer_automl.search import transport
+from composer_automl.engine import transport
+from composer_automl.engine.spec import RunSpec
 
-log = logging.getLogger("composer_automl.search")
+log = logging.getLogger("composer_automl.engine")
 
 
 def spec_name(run_id: str) -> str:
@@ -37,10 +38,7 @@ def spec_name(run_id: str) -> str:
 
 @dataclass
 class PoolSettings:
-    """How a run spreads its evaluations over workers (shared by ``search.*`` and ``calibrate.*``)."""
-
-    section: ClassVar[str] = "pool"
-    """Config section named in error messages (subclasses set their own)."""
+    """How a run spreads its evaluations over workers (the ``search.*`` and ``calibrate.*`` pool keys)."""
 
     n_workers: int = 2
     """Local worker processes; 0 = only remote workers (``composer-automl worker``)."""
@@ -68,22 +66,31 @@ class PoolSettings:
     """GPUs each local worker gets (its ``CUDA_VISIBLE_DEVICES``); a rung with ``devices: 1`` uses the first."""
 
     def __post_init__(self) -> None:
-        s = self.section
         if self.n_workers < 0:
-            raise ConfigError(f"{s}.n_workers must be >= 0, got {self.n_workers}")
-        if self.min_workers is not None and self.min_workers < 1:
-            raise ConfigError(f"{s}.min_workers must be >= 1, got {self.min_workers}")
-        if self.threads_per_worker is not None and self.threads_per_worker < 1:
-            raise ConfigError(f"{s}.threads_per_worker must be >= 1, got {self.threads_per_worker}")
+            raise ConfigError(f"must be >= 0, got {self.n_workers}", key="n_workers")
+        for name in ("min_workers", "threads_per_worker"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1 or null, got {getattr(self, name)}", key=name)
         if self.run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.run_id):
-            raise ConfigError(f"{s}.run_id={self.run_id!r} must be 1-64 letters, digits, '_' or '-'")
-        if not 0 <= self.port < 65536 or self.ping_interval_s < 1 or self.trial_timeout_s < 0:
-            raise ConfigError(f"{s}: port must be in [0, 65535], ping_interval_s >= 1, trial_timeout_s >= 0")
+            raise ConfigError(f"={self.run_id!r} must be 1-64 letters, digits, '_' or '-'", key="run_id")
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"={self.port} must be in [0, 65535]", key="port")
+        if self.ping_interval_s < 1:
+            raise ConfigError(f"={self.ping_interval_s} must be >= 1", key="ping_interval_s")
+        for name in ("trial_timeout_s", "worker_wait_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"={getattr(self, name)} must be >= 0", key=name)
         if self.gpus_per_worker < 1:
-            raise ConfigError(f"{s}.gpus_per_worker must be >= 1, got {self.gpus_per_worker}")
+            raise ConfigError(f"must be >= 1, got {self.gpus_per_worker}", key="gpus_per_worker")
         if self.gpus is not None and self.n_workers * self.gpus_per_worker > len(self.gpus):
-            raise ConfigError(f"{s}.n_workers={self.n_workers} x gpus_per_worker={self.gpus_per_worker} needs "
-                              f"{self.n_workers * self.gpus_per_worker} GPUs; {s}.gpus lists {len(self.gpus)}")
+            raise ConfigError(f": n_workers={self.n_workers} x gpus_per_worker={self.gpus_per_worker} needs "
+                              f"{self.n_workers * self.gpus_per_worker} GPUs; gpus lists {len(self.gpus)}", key="gpus")
+        transport.check_bind(self.host, self.resolved_secret)
+
+    @property
+    def resolved_secret(self) -> str | None:
+        """The shared secret: the setting, else ``$COMPOSER_AUTOML_SECRET``."""
+        return transport.resolve_secret(self.secret)
 
     def worker_gpus(self) -> list[str | None]:
         """Each local worker's ``CUDA_VISIBLE_DEVICES`` (None: left as it is, on a machine without GPUs)."""
@@ -92,8 +99,8 @@ class PoolSettings:
             return [None] * self.n_workers
         g = self.gpus_per_worker
         if self.n_workers * g > len(gpus):
-            raise ConfigError(f"{self.section}.n_workers={self.n_workers} x gpus_per_worker={g} needs "
-                              f"{self.n_workers * g} GPUs; this machine shows {len(gpus)} ({','.join(gpus)})")
+            raise ConfigError(f"={self.n_workers} x gpus_per_worker={g} needs {self.n_workers * g} GPUs; this machine "
+                              f"shows {len(gpus)} ({','.join(gpus)})", key="n_workers")
         return [",".join(gpus[i * g:(i + 1) * g]) for i in range(self.n_workers)]
 
     @property
@@ -117,13 +124,6 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
 
 
-def checked_secret(settings: PoolSettings) -> str | None:
-    """The shared secret (config or environment); refuses a non-loopback bind without one."""
-    secret = transport.resolve_secret(settings.secret)
-    transport.check_bind(settings.host, secret, f"{settings.section}.host")
-    return secret
-
-
 class RunAborted(RuntimeError):
     """The run cannot go on (no workers); its run directory stays resumable."""
 
@@ -144,18 +144,22 @@ class LocalWorkers:
         self._thread = threading.Thread(target=self._supervise, name="local-workers", daemon=True)
         self._thread.start()
 
-    def _spawn(self, i: int) -> None:
+    def environment(self, i: int) -> dict[str, str]:
+        """Worker ``i``'s environment: its CPU threads, its GPUs, the secret (never on its command line)."""
         env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
         env.pop(transport.SECRET_ENV, None)
         if self.gpus[i] is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[i]
         if self.secret:
             env[transport.SECRET_ENV] = self.secret
-        cmd = [sys.executable, "-m", "composer_automl.search.worker", "--nameserver", self.nameserver,
+        return env
+
+    def _spawn(self, i: int) -> None:
+        cmd = [sys.executable, "-m", "composer_automl.engine.worker", "--nameserver", self.nameserver,
                "--run-id", self.run_id, "--threads", str(self.threads), "--id", str(i), "--parent-pid", str(os.getpid())]
         with (self.log_dir / f"worker-{i}.log").open("a") as out:
             # own session: a terminal Ctrl-C reaches only the master, which stops workers cleanly
-            self.procs[i] = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+            self.procs[i] = subprocess.Popen(cmd, env=self.environment(i), stdout=out, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, start_new_session=True)
 
     def _supervise(self) -> None:
@@ -202,14 +206,15 @@ class LocalWorkers:
 class WorkerPool:
     """Nameserver + published spec + local workers of one run; a context manager that stops them all.
 
-    Usage: enter (starts the nameserver and publishes ``spec``), build a dispatcher on
+    Usage: enter (starts the nameserver and publishes ``spec``), start a dispatcher on
     :attr:`ns_host`/:attr:`ns_port`, call :meth:`start_workers` (waits for the dispatcher to
-    register first), then :meth:`supervise` the master loop. Leaving the block stops local
+    register first), then :meth:`supervise` the driving loop. Leaving the block stops local
     workers and the nameserver; the caller shuts its dispatcher down before that.
     """
 
-    def __init__(self, settings: PoolSettings, run_id: str, spec: dict[str, Any], log_dir: Path, secret: str | None):
-        self.settings, self.run_id, self.spec, self.log_dir, self.secret = settings, run_id, spec, log_dir, secret
+    def __init__(self, settings: PoolSettings, spec: RunSpec, log_dir: Path):
+        self.settings, self.run_id, self.spec, self.log_dir = settings, spec.run_id, spec, log_dir
+        self.secret = settings.resolved_secret
         self.nameserver = transport.NameServer(settings.host, settings.port)
         self.workers: LocalWorkers | None = None
         self.ns_host, self.ns_port = "", 0
@@ -219,11 +224,11 @@ class WorkerPool:
         return f"{self.ns_host}:{self.ns_port}"
 
     def __enter__(self) -> "WorkerPool":
-        transport.configure(self.secret)
+        configure(self.secret)
         try:
             self.ns_host, self.ns_port = self.nameserver.start()
             with Pyro4.locateNS(host=self.ns_host, port=self.ns_port) as ns:  # workers read the spec here
-                ns.register(spec_name(self.run_id), f"PYRO:spec@{self.address}", metadata={json.dumps(self.spec)})
+                ns.register(spec_name(self.run_id), f"PYRO:spec@{self.address}", metadata={self.spec.to_json()})
         except BaseException:
             self.nameserver.shutdown()
             raise
@@ -234,25 +239,28 @@ class WorkerPool:
             self.workers.stop()
         self.nameserver.shutdown()
 
-    def start_workers(self, kind: str = "search") -> None:
-        """Once the dispatcher is registered: print how to join, start the local workers."""
+    def start_workers(self, what: str, section: str) -> None:
+        """Once the dispatcher is registered: print how to join (at an address other machines reach), start the
+        local workers. ``what`` names the run (``search``, ``calibration``), ``section`` its settings
+        (``search``, ``calibrate``) in the messages."""
         self._wait_for_dispatcher()
-        print(f"nameserver {self.address}; more workers: composer-automl worker nameserver={self.address} "
+        reachable = f"{transport.reachable_address(self.ns_host)}:{self.ns_port}"
+        print(f"nameserver {reachable}; more workers: composer-automl worker nameserver={reachable} "
               f"run_id={self.run_id}", flush=True)
         s = self.settings
         if s.n_workers:
             self.workers = LocalWorkers(s.n_workers, self.address, self.run_id, s.threads, self.secret, self.log_dir,
                                         s.worker_gpus())
         else:
-            print(f"no local workers ({s.section}.n_workers=0): waiting up to {s.worker_wait_s:g} s for "
-                  f"{s.workers_needed} remote worker(s) to join this {kind}; start each with the command above"
+            print(f"no local workers ({section}.n_workers=0): waiting up to {s.worker_wait_s:g} s for {s.workers_needed} "
+                  f"remote worker(s) to join this {what}; start each with the command above"
                   + (" and the same secret" if self.secret else ""), flush=True)
 
     def _wait_for_dispatcher(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with Pyro4.locateNS(host=self.ns_host, port=self.ns_port) as ns:
-                if ns.list(prefix=f"hpbandster.run_{self.run_id}.dispatcher"):
+                if ns.list(prefix=dispatcher_name(self.run_id)):
                     return
             time.sleep(0.05)
         raise RuntimeError("the master's dispatcher did not register with the nameserver")
@@ -262,7 +270,7 @@ class WorkerPool:
         return bool(self.workers and self.workers.kill_by_name(worker_name))
 
     def supervise(self, target: Callable[[], None], waiting: Callable[[], bool]) -> None:
-        """Run the master loop ``target`` in a thread; Ctrl-C and dead-worker checks stay responsive here.
+        """Run the driving loop ``target`` in a thread; Ctrl-C and dead-worker checks stay responsive here.
 
         Raises :class:`RunAborted` when ``waiting()`` (no work started yet) stays true past
         ``worker_wait_s``, or when every local worker died with no restarts left.
@@ -275,7 +283,7 @@ class WorkerPool:
             except BaseException as err:  # surfaced in the calling thread below
                 error.append(err)
 
-        thread = threading.Thread(target=run, name="master", daemon=True)
+        thread = threading.Thread(target=run, name="driver", daemon=True)
         started = time.monotonic()
         thread.start()
         s = self.settings
@@ -287,76 +295,3 @@ class WorkerPool:
                 raise RunAborted("every local worker died; see the worker logs in the run directory")
         if error:
             raise error[0]
-
-
-class Watchdog:
-    """Fails evaluations that run longer than ``timeout_s`` on a dispatcher (a thread, stopped by :meth:`stop`).
-
-    A local worker running a late job is killed (the dispatcher then fails its job as
-    crashed). A remote worker cannot be killed from here: its job is failed for the master
-    at once, but stays in the dispatcher's running set, so the still-busy worker is out of
-    the pool (it gets no new job) until it reports back; that late answer is dropped
-    (:meth:`answered_late`) and frees the worker.
-    """
-
-    def __init__(self, dispatcher: Any, timeout_s: float, kill_worker: Callable[[str], bool]):
-        self.dispatcher, self.timeout_s, self.kill_worker = dispatcher, timeout_s, kill_worker
-        self.timed_out: set[tuple[int, ...]] = set()
-        self.stand_ins: dict[tuple[int, ...], Any] = {}
-        """Timed-out remote jobs → the failed stand-in the master recorded instead."""
-        self._stop = threading.Event()
-        if timeout_s > 0:
-            threading.Thread(target=self._run, name="trial-watchdog", daemon=True).start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            try:
-                self._check()
-            except Exception:  # a dead watchdog would let every later hang last forever
-                log.exception("trial watchdog: check failed; trying again")
-
-    def _check(self) -> None:
-        now = time.time()
-        with self.dispatcher.runner_cond:
-            late = [j for j in self.dispatcher.running_jobs.values()
-                    if now - j.timestamps.get("started", now) > self.timeout_s
-                    and tuple(j.id) not in self.timed_out]
-        for job in late:
-            self.timed_out.add(tuple(job.id))
-            log.warning("evaluation %s exceeded %g s on %s; stopping it", job.id, self.timeout_s, job.worker_name)
-            if self.kill_worker(job.worker_name or ""):
-                # The dispatcher notices the dead worker and fails its job.
-                self.dispatcher.trigger_discover_worker()
-            else:
-                self._fail_remote(job)
-
-    def _fail_remote(self, job: Any) -> None:
-        from hpbandster.core.dispatcher import Job
-
-        stand_in = Job(job.id, **job.kwargs)
-        stand_in.worker_name, stand_in.timestamps = job.worker_name, dict(job.timestamps)
-        stand_in.time_it("finished")
-        stand_in.exception = f"timed out after {self.timeout_s:g} s on a remote worker"
-        self.stand_ins[tuple(job.id)] = stand_in
-        log.warning("remote worker %s keeps no new jobs until it reports back", job.worker_name)
-        self.dispatcher.new_result_callback(stand_in)
-
-    def answered_late(self, job: Any) -> bool:
-        """Whether ``job`` is the real answer of a job already failed by timeout (drop it)."""
-        stand_in = self.stand_ins.get(tuple(job.id))
-        if stand_in is None or job is stand_in:
-            return False
-        log.warning("evaluation %s answered after its timeout (dropped); worker %s is back in the pool",
-                    job.id, job.worker_name)
-        return True
-
-    def failure(self, job_id: Any) -> str | None:
-        """The reason to record for a failed job that this watchdog stopped, else None."""
-        if tuple(job_id) in self.stand_ins:
-            return f"timed out after {self.timeout_s:g} s; its remote worker is out of the pool until it answers"
-        if tuple(job_id) in self.timed_out:
-            return f"timed out after {self.timeout_s:g} s; its worker was stopped"
-        return None
-
-    def stop(self) -> None:
-        self._stop.set()

@@ -12,8 +12,8 @@ configurations of a stage, and its KDE model is fitted per budget), so rungs may
 return losses on different scales: 1 − MAD score at budget 1 is never compared with
 a validation loss at budget 9.
 
-A plain rung file (``kind: mad|pretrain|simulated``) also works as a ladder of one
-rung at budget 1: a single-fidelity search.
+A plain rung file (any rung ``kind``) also works as a ladder of one rung at budget 1:
+a single-fidelity search.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
-import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from composer_automl.config import ConfigError, to_dataclass
+from composer_automl.config import ConfigError, load_yaml, to_dataclass
 from composer_automl.paths import find_option, group_options
-from composer_automl.rungs import RUNG_KINDS, Rung, read_rung_file, resolve_mapping, rung_from_mapping, rung_name
+from composer_automl.rungs.base import Rung
+from composer_automl.rungs.registry import (RUNG_KINDS, file_where, read_rung_file, resolve_mapping,
+                                            rung_from_mapping, rung_name)
 
 COST_TOLERANCE = 2.0
 """Adjacent rungs whose cost ratio is off ``eta`` by more than this factor get a warning."""
@@ -49,7 +50,7 @@ class RungEntry:
 
     def __post_init__(self) -> None:
         if not self.budget > 0:
-            raise ConfigError(f"fidelity.rungs: budget must be positive, got {self.budget}")
+            raise ConfigError(f"must be positive, got {self.budget}", key="budget")
 
 
 @dataclass
@@ -63,18 +64,17 @@ class LadderConfig:
 
     def __post_init__(self) -> None:
         if self.eta < 2:
-            raise ConfigError(f"fidelity.eta must be >= 2, got {self.eta}")
+            raise ConfigError(f"must be >= 2, got {self.eta}", key="eta")
         if not self.rungs:
-            raise ConfigError("fidelity.rungs must list at least one rung")
+            raise ConfigError("must list at least one rung", key="rungs")
         budgets = [r.budget for r in self.rungs]
         if any(b2 <= b1 for b1, b2 in zip(budgets, budgets[1:])):
-            raise ConfigError(f"fidelity.rungs: budgets must be strictly increasing, got {budgets}")
+            raise ConfigError(f": budgets must be strictly increasing, got {budgets}", key="rungs")
         expected = hpbandster_budgets(budgets[0], budgets[-1], self.eta)
         if len(expected) != len(budgets) or not np.allclose(expected, budgets, rtol=1e-6):
-            raise ConfigError(
-                f"fidelity.rungs: budgets {budgets} are not consistent with eta={self.eta}; "
-                f"BOHB would run {[round(float(b), 6) for b in expected]} (each budget eta times the previous)"
-            )
+            raise ConfigError(f": budgets {budgets} are not consistent with eta={self.eta}; BOHB would run "
+                              f"{[round(float(b), 6) for b in expected]} (each budget eta times the previous)",
+                              key="rungs")
 
 
 @dataclass(frozen=True)
@@ -145,15 +145,6 @@ def hpbandster_budgets(min_budget: float, max_budget: float, eta: float) -> list
     return [float(b) for b in max_budget * np.power(eta, -np.linspace(n - 1, 0, n))]
 
 
-def _rung_mapping(entry: RungEntry) -> dict[str, Any]:
-    """The rung file of ``entry`` as a mapping (with ``kind``), overrides applied."""
-    try:
-        data = read_rung_file(entry.rung)
-    except ConfigError as err:
-        raise ConfigError(f"fidelity.rungs: {err}") from None
-    return {**data, **entry.overrides}
-
-
 def _entry_name(entry: RungEntry) -> str:
     """A ladder step's rung name: the file's stem, with its overrides when it has any
     (``simulated[fidelity=0.1]``), so two steps on one rung file never share a name."""
@@ -163,32 +154,53 @@ def _entry_name(entry: RungEntry) -> str:
     return name + "[" + ",".join(f"{k}={v}" for k, v in sorted(entry.overrides.items())) + "]"
 
 
-def ladder_from_mapping(name: str, node: Mapping[str, Any] | DictConfig) -> Ladder:
+def _entry_rung(entry: RungEntry, index: int, inlined: dict[str, Any] | None, where: str) -> tuple[Rung, dict]:
+    """The rung of a ladder step and its resolved mapping. Errors name the key where the user wrote it: in the
+    step's ``overrides`` (``fidelity.rungs.0.overrides.lr``) or in the rung file (``…/pretrain-tiny.yaml: lr``)."""
+    step = f"{where}.rungs.{index}" if where else f"rungs.{index}"
+    if inlined is not None:  # a resolved ladder (a worker's, a saved run's): one mapping, no file
+        mapping = resolve_mapping(dict(inlined))
+        return rung_from_mapping(_entry_name(entry), mapping, f"{step}.rung_config"), mapping
+    try:
+        mapping = resolve_mapping({**read_rung_file(entry.rung), **entry.overrides})
+        rung = rung_from_mapping(_entry_name(entry), mapping)
+    except ConfigError as err:
+        if err.located:
+            raise
+        if not err.key:  # about the step's rung as a whole (no such rung file)
+            raise err.at(f"{step}.rung") from None
+        in_overrides = err.key.split(".")[0] in entry.overrides
+        raise err.at(f"{step}.overrides" if in_overrides else file_where(entry.rung)) from None
+    return rung, mapping
+
+
+def ladder_from_mapping(name: str, node: Mapping[str, Any] | DictConfig, where: str = "fidelity") -> Ladder:
     """Validate a fidelity mapping: a ``kind: ladder`` file, a resolved ladder, or a single rung.
 
-    A resolved ladder (what :attr:`Ladder.mapping` holds) has each rung inlined
-    under ``rung_config`` and is what remote workers receive from the master.
+    ``where`` is what the user typed to reach the mapping (``fidelity``, the config group of search and
+    calibrate; or a file prefix): errors name keys under it. A resolved ladder (what :attr:`Ladder.mapping`
+    holds) has each rung inlined under ``rung_config`` and is what workers receive from the master.
     """
     data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     kind = data.get("kind")
-    if kind in RUNG_KINDS:
-        data = {"kind": "ladder", "eta": 3.0, "rungs": [{"budget": 1.0, "rung_config": data, "rung": name}]}
-    elif kind != "ladder":
+    if kind in RUNG_KINDS:  # one rung: a single-fidelity ladder; its keys are the ladder's own
+        mapping = resolve_mapping(data)
+        rung = rung_from_mapping(name, mapping, where)
+        resolved = {"kind": "ladder", "eta": 3.0, "rungs": [{"budget": 1.0, "rung": name, "rung_config": mapping}]}
+        return Ladder(name, 3.0, (1.0,), (rung,), resolved)
+    if kind != "ladder":
         allowed = ["ladder", *sorted(RUNG_KINDS)]
-        raise ConfigError(f"fidelity {name}: kind={kind!r} is not allowed; choose one of {allowed}")
+        raise ConfigError(f"={kind!r} is not allowed; choose one of {allowed}", key="kind").at(where)
     data = {k: v for k, v in data.items() if k != "kind"}
     data["rungs"] = [dict(r) if isinstance(r, dict) else r for r in data.get("rungs") or []]  # never mutate the input
     inline = [r.pop("rung_config", None) if isinstance(r, dict) else None for r in data["rungs"]]
-    cfg = to_dataclass(LadderConfig, data, f"fidelity {name}")
+    cfg = to_dataclass(LadderConfig, data, where)
     rungs, resolved = [], []
-    for entry, inlined in zip(cfg.rungs, inline):
-        mapping = resolve_mapping(dict(inlined) if inlined is not None else _rung_mapping(entry))
-        rung = rung_from_mapping(_entry_name(entry), mapping)
+    for i, (entry, inlined) in enumerate(zip(cfg.rungs, inline)):
+        rung, mapping = _entry_rung(entry, i, inlined, where)
         if entry.metric is not None and entry.metric != rung.metric:
-            raise ConfigError(
-                f"fidelity {name}: rung {entry.rung!r} (kind {rung.kind}) returns {rung.metric!r}, "
-                f"not metric={entry.metric!r}"
-            )
+            raise ConfigError(f"={entry.metric!r}, but rung {entry.rung!r} (kind {rung.kind}) returns {rung.metric!r}",
+                              key=f"rungs.{i}.metric").at(where)
         rungs.append(rung)
         resolved.append({"budget": float(entry.budget), "rung": rung.name, "rung_config": mapping})
     mapping = {"kind": "ladder", "eta": float(cfg.eta), "rungs": resolved}
@@ -196,13 +208,8 @@ def ladder_from_mapping(name: str, node: Mapping[str, Any] | DictConfig) -> Ladd
 
 
 def load_ladder(name: str) -> Ladder:
-    """Load ``fidelity/<name>.yaml`` (a ladder, or a single rung) or a path to one."""
-    from pathlib import Path
-
+    """Load ``fidelity/<name>.yaml`` (a ladder, or a single rung) or a path to one; errors name the file."""
     path = find_option("fidelity", name)
     if path is None:
         raise ConfigError(f"unknown fidelity {name!r}; have: {group_options('fidelity')}")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"fidelity {name}: expected a mapping, got {type(data).__name__}")
-    return ladder_from_mapping(path.stem, data)
+    return ladder_from_mapping(path.stem, load_yaml(path, "a fidelity mapping"), f"{path}:")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from composer_automl.config import ConfigError
 from composer_automl.patterns import ATTENTION, Pattern
-from composer_automl.rungs import RungResult, SearchWidth
+from composer_automl.rungs.base import RungKind, RungResult
+from composer_automl.spec import SearchWidth
 
 
 @dataclass
@@ -44,17 +45,15 @@ class SimulatedConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fidelity <= 1.0:
-            raise ConfigError(f"simulated.fidelity must be in (0, 1], got {self.fidelity}")
-        if self.sleep_s < 0 or self.matmuls < 0 or self.error_scale < 0:
-            raise ConfigError("simulated: sleep_s, matmuls and error_scale must be >= 0")
+            raise ConfigError(f"must be in (0, 1], got {self.fidelity}", key="fidelity")
+        for name in ("sleep_s", "matmuls", "error_scale"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", key=name)
         for name in ("fail_when", "nan_when", "hang_when"):
             try:
                 re.compile(getattr(self, name) or "")
             except re.error as err:
-                raise ConfigError(f"simulated.{name}: invalid regex ({err})") from None
-
-
-CONFIG = SimulatedConfig
+                raise ConfigError(f": invalid regex ({err})", key=name) from None
 
 
 def _unit_hash(text: str) -> float:
@@ -71,30 +70,32 @@ def true_loss(pattern: Pattern, config: SimulatedConfig) -> float:
     return 1.0 + frac_term + early_term + 0.15 * _unit_hash(f"true:{pattern}")
 
 
-def metric(config: SimulatedConfig) -> str:
-    return "simulated_loss"
+class SimulatedRung(RungKind):
+    """``kind: simulated``: a deterministic synthetic loss (tests and benchmarks of the search loop)."""
 
+    config = SimulatedConfig
 
-def evaluate(pattern: Pattern, config: SimulatedConfig, width: SearchWidth, out_dir: Path, seed: int) -> RungResult:
-    """Score ``pattern`` at the configured fidelity; deterministic unless failure knobs fire."""
-    start = time.perf_counter()
-    text = str(pattern)
-    if config.fail_when and re.search(config.fail_when, text):
-        raise RuntimeError(f"simulated failure for pattern {text} (fail_when={config.fail_when!r})")
-    if config.hang_when and re.search(config.hang_when, text):
-        time.sleep(3600)
-    if config.sleep_s:
-        time.sleep(config.sleep_s)
-    if config.matmuls:
-        _burn(max(1, round(config.matmuls * config.fidelity)), seed)
-    base = true_loss(pattern, config)
-    error = config.error_scale * (1.0 - config.fidelity) * (_unit_hash(f"err:{text}") - 0.5)
-    loss = float("nan") if config.nan_when and re.search(config.nan_when, text) else base + error
-    return RungResult(
-        loss=loss,
-        metrics={"true_loss": base, "fidelity": float(config.fidelity)},
-        wall_time_s=time.perf_counter() - start,
-    )
+    def metric(self, config: SimulatedConfig) -> str:
+        return "simulated_loss"
+
+    def evaluate(self, pattern: Pattern, config: SimulatedConfig, width: SearchWidth, out_dir: Path,
+                 seed: int) -> RungResult:
+        """Score ``pattern`` at the configured fidelity; deterministic unless failure knobs fire."""
+        start = time.perf_counter()
+        text = str(pattern)
+        if config.fail_when and re.search(config.fail_when, text):
+            raise RuntimeError(f"simulated failure for pattern {text} (fail_when={config.fail_when!r})")
+        if config.hang_when and re.search(config.hang_when, text):
+            time.sleep(3600)
+        if config.sleep_s:
+            time.sleep(config.sleep_s)
+        if config.matmuls:
+            _burn(max(1, round(config.matmuls * config.fidelity)), seed)
+        base = true_loss(pattern, config)
+        error = config.error_scale * (1.0 - config.fidelity) * (_unit_hash(f"err:{text}") - 0.5)
+        loss = float("nan") if config.nan_when and re.search(config.nan_when, text) else base + error
+        return RungResult(loss=loss, metrics={"true_loss": base, "fidelity": float(config.fidelity)},
+                          wall_time_s=time.perf_counter() - start)
 
 
 def _burn(n: int, seed: int) -> None:

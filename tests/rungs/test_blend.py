@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from composer_automl.calibrate.table import rung_hash
+from composer_automl.table import rung_hash
 from composer_automl.config import ConfigError
 from composer_automl.patterns import Pattern
-from composer_automl.rungs import SearchWidth, rung_from_mapping
-from composer_automl.search.ladder import ladder_from_mapping
-from composer_automl.search.simulated import SimulatedConfig, evaluate as simulated
+from composer_automl.spec import SearchWidth
+from composer_automl.rungs.registry import rung_from_mapping
+from composer_automl.engine.ladder import ladder_from_mapping
+from composer_automl.rungs.simulated import SimulatedConfig, SimulatedRung
+
+simulated = SimulatedRung().evaluate
 
 PATTERN = Pattern.parse("AMMAMM")
 
@@ -32,21 +35,19 @@ def test_loss_is_the_weighted_mean_of_part_losses(tmp_path):
 
 def test_a_part_with_k_seeds_averages_seeds_s_times_k_onwards(tmp_path, monkeypatch):
     """Blend seed s evaluates a k-seed part with seeds s·k … s·k+k−1 and averages their losses."""
-    import composer_automl.search.simulated as simulated_module
-
     seen = []
-    real = simulated_module.evaluate
+    real = SimulatedRung.evaluate
 
-    def recording(pattern, config, width, out_dir, seed):
+    def recording(self, pattern, config, width, out_dir, seed):
         seen.append(seed)
-        result = real(pattern, config, width, out_dir, seed)
+        result = real(self, pattern, config, width, out_dir, seed)
         return type(result)(loss=result.loss + seed, metrics=result.metrics, wall_time_s=1.0)
 
-    monkeypatch.setattr(simulated_module, "evaluate", recording)
+    monkeypatch.setattr(SimulatedRung, "evaluate", recording)
     blend = rung_from_mapping("b", {"kind": "blend", "parts": [{"rung": "simulated", "seeds": 3, "config": sim()}]})
     result = blend(PATTERN, SearchWidth(), tmp_path, 2)
     assert seen == [6, 7, 8] and result.wall_time_s == 3.0
-    base = real(PATTERN, SimulatedConfig(), SearchWidth(), tmp_path, 0).loss
+    base = real(SimulatedRung(), PATTERN, SimulatedConfig(), SearchWidth(), tmp_path, 0).loss
     assert result.loss == pytest.approx(base + 7)
 
 
@@ -62,8 +63,8 @@ def test_ladder_inlines_part_files_so_the_hash_covers_them():
 
 @pytest.mark.parametrize("parts, match", [
     ([], "at least one rung"),
-    ([{"rung": "simulated", "weight": 0}], "weight must be > 0"),
-    ([{"rung": "simulated", "seeds": 0}], "seeds >= 1"),
+    ([{"rung": "simulated", "weight": 0}], "^parts.0.weight=0.0 must be > 0$"),
+    ([{"rung": "simulated", "seeds": 0}], "^parts.0.seeds=0 must be >= 1$"),
     ([{"rung": "no-such-rung"}], "unknown rung 'no-such-rung'"),
 ])
 def test_bad_blends_are_config_errors(parts, match):
