@@ -50,7 +50,7 @@ from pathlib import Path
 from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
 from composer_automl.search.results import TrialRecord, read_trials
 from composer_automl.search.run import SearchSettings, run_search
-from composer_automl.search.spaces import space_from_mapping
+from composer_automl.spaces import space_from_mapping
 from composer_automl.engine.worker import serve
 
 DEFAULT_LADDER = "default"

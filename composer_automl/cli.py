@@ -19,6 +19,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from composer_automl.adapters.hydra import composing, override_key, parse_args, sweep_jobs
+from composer_automl.conf import register_schemas
 from composer_automl.config import ConfigError
 from composer_automl.paths import CONFIG_DIR, add_user_config_dir
 from composer_automl.quiet import install_cli_warning_filters
@@ -77,6 +78,7 @@ def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: lis
             sys.exit(2)
 
     guarded.__module__ = __name__  # config_path below resolves relative to this module
+    register_schemas(config_name)
     args = parse_args(argv)
     try:
         if args.config_dir is not None:

@@ -106,12 +106,12 @@ def to_dataclass(cls: type[T], node: Mapping[str, Any] | DictConfig | None, wher
 
 
 def _check_keys(cls: type, node: Mapping[str, Any] | DictConfig, where: str) -> None:
-    """Unknown keys at any level of nested dataclasses, named with their full path."""
+    """Unknown keys at any level of nested dataclasses: the error's key is the (first) unknown one."""
     allowed = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(str(k) for k in node.keys() if k not in allowed)
     if unknown:
-        keys = [join_key(where, k) for k in unknown]
-        raise ConfigError(f"unknown key(s) {keys}; allowed{' under ' + repr(where) if where else ''}: {sorted(allowed)}")
+        also = f" (also unknown: {unknown[1:]})" if len(unknown) > 1 else ""
+        raise ConfigError(f"is an unknown key{also}; allowed: {sorted(allowed)}", key=unknown[0]).at(where)
     hints = typing.get_type_hints(cls)
     for name, value in node.items():
         sub = _dataclass_of(hints[name])

@@ -92,9 +92,10 @@ class Constraints:
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise ConfigError(f"search_space.constraints.{name}={value!r} must be a positive number or null")
+                raise ConfigError(f"={value!r} must be a positive number or null", key=name)
         if self.params_ratio_min and self.params_ratio_max and self.params_ratio_min > self.params_ratio_max:
-            raise ConfigError("search_space.constraints: params_ratio_min must be <= params_ratio_max")
+            raise ConfigError(f"={self.params_ratio_min} must be <= params_ratio_max={self.params_ratio_max}",
+                              key="params_ratio_min")
 
     @property
     def active(self) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composer_automl.config import ConfigError
+from composer_automl.config import ConfigError, load_yaml
 from composer_automl.patterns import ATTENTION, MLP, Pattern
 
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "fp8": 1}
@@ -172,6 +172,8 @@ class ModelSpec:
     def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
         """Build from a dict; unknown keys are an error naming the allowed ones."""
         allowed = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(data, dict):
+            raise SpecError(f"a model spec is a mapping of {allowed}, got {type(data).__name__} {data!r}")
         unknown = sorted(set(data) - set(allowed))
         if unknown:
             raise SpecError(f"unknown ModelSpec field(s) {unknown}; allowed: {allowed}")
@@ -191,13 +193,12 @@ class ModelSpec:
 
     @classmethod
     def load_yaml(cls, path: str | Path) -> "ModelSpec":
-        """Read a spec written by :meth:`save_yaml` (or a bare mapping of fields)."""
-        import yaml
-
+        """Read a spec written by :meth:`save_yaml` (or a bare mapping of fields); a missing or malformed file is
+        a :class:`ConfigError` naming it, a bad spec a :class:`SpecError`."""
         path = Path(path)
         if not path.is_file():
             raise SpecError(f"model spec file {path} does not exist")
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = load_yaml(path, "a model spec mapping")
         return cls.from_dict(doc.get("model", doc))
 
 

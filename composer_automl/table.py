@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -28,13 +28,14 @@ def rung_hash(mapping: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
-class Row:
-    """One evaluation of a pattern at a rung with a seed."""
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What one evaluation of a pattern gave: the rung's loss and figures, or why it failed.
 
-    pattern: str
-    rung: str
-    seed: int
+    The one record of an evaluation: the engine's results, a calibration table's rows and a
+    search's trial records extend it with what identifies them.
+    """
+
     status: str
     """``ok`` or ``failed``."""
     loss: float | None
@@ -45,22 +46,47 @@ class Row:
     """Wall time of the evaluation on its worker (the rung's own clock)."""
     cpu_time_s: float = 0.0
     """CPU time of the worker process during the evaluation (robust to a busy machine)."""
-    rung_hash: str = ""
-    """:func:`rung_hash` of the rung config that produced the row."""
     code_version: str = ""
     """``composer_automl.provenance.code_version()`` of the worker that ran it."""
     worker: str | None = None
+    """``HOST.PID[.INDEX]`` of the worker that ran it."""
     error: str | None = None
+    """The last lines of the traceback, or the reason, when failed."""
+
+    def __post_init__(self) -> None:
+        if self.status not in ("ok", "failed"):
+            raise ValueError(f"status must be 'ok' or 'failed', got {self.status!r}")
+        if self.status == "ok" and (self.loss is None or not math.isfinite(self.loss)):
+            raise ValueError(f"an ok evaluation needs a finite loss, got {self.loss}")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def outcome(self) -> dict[str, Any]:
+        """The :class:`Outcome` fields alone, as keyword arguments for another record of the same evaluation."""
+        return {f.name: getattr(self, f.name) for f in fields(Outcome)}
+
+    def summary(self) -> str:
+        """``loss=1.2345 (12.3 s)`` or ``FAILED <last line of the reason>``: the end of a progress line."""
+        if self.ok:
+            return f"loss={self.loss:.4f} ({self.wall_time_s:.1f} s)"
+        return ("FAILED " + self.error.strip().splitlines()[-1][:80]) if self.error else "FAILED"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Row(Outcome):
+    """One evaluation of a pattern at a rung with a seed: a line of ``table.jsonl``."""
+
+    pattern: str
+    rung: str
+    seed: int
+    rung_hash: str = ""
+    """:func:`rung_hash` of the rung config that produced the row."""
 
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.pattern, self.rung, self.seed)
-
-    def __post_init__(self) -> None:
-        if self.status not in ("ok", "failed"):
-            raise ValueError(f"Row.status must be 'ok' or 'failed', got {self.status!r}")
-        if self.status == "ok" and (self.loss is None or not math.isfinite(self.loss)):
-            raise ValueError(f"row {self.key}: an ok row needs a finite loss, got {self.loss}")
 
 
 REQUIRED_COLUMNS = ("pattern", "rung", "seed", "status", "loss", "wall_time_s")

@@ -27,7 +27,7 @@ from composer_automl.engine.ladder import ladder_from_mapping
 from composer_automl.engine.pool import RunAborted
 from composer_automl.engine.rundir import default_run_dir
 from composer_automl.rungs.registry import read_rung_file, resolve_mapping
-from composer_automl.search.spaces import command_line_sources_win, space_from_mapping
+from composer_automl.spaces import command_line_sources_win, space_from_mapping
 
 TOP_LEVEL_KEYS = {"calibrate", "search_space", "fidelity", "resume"}
 

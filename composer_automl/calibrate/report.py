@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from composer_automl.calibrate import stats
 from composer_automl.table import Row
 from composer_automl.efficiency import target_cost
-from composer_automl.search.front import FrontPoint, front_markdown, front_of
+from composer_automl.pattern_front import FrontPoint, front_markdown, front_of
 from composer_automl.files import atomic_write, atomic_write_text
 from composer_automl.patterns import ATTENTION, Pattern
 from composer_automl.engine.ladder import COST_TOLERANCE

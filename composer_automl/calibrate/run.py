@@ -31,7 +31,7 @@ from composer_automl.files import atomic_write_text
 from composer_automl.patterns import Pattern, PatternError
 from composer_automl.provenance import machine
 from composer_automl.rungs.registry import rung_name
-from composer_automl.search.spaces import SearchSpace
+from composer_automl.spaces import SearchSpace
 from composer_automl.table import TABLE_FILE, Row, append_row, read_rows, rung_hash
 
 log = logging.getLogger("composer_automl.calibrate")
@@ -285,11 +285,11 @@ class PlanProposer:
     def record(self, result: Evaluation) -> None:
         """Append the evaluation's row and print its progress line."""
         pattern, rung, seed = self.plan.key(result.job.id)
-        row = Row(pattern=pattern, seed=seed, rung_hash=self.hashes[rung], **result.as_row())
+        row = Row(pattern=pattern, rung=rung, seed=seed, rung_hash=self.hashes[rung], **result.outcome())
         append_row(self.run_dir, row)
         self.n_done += 1
         left = (time.monotonic() - self.t0) / self.n_done * (self.n_jobs - self.n_done)
-        print(f"[calibrate {self.n_done}/{self.n_jobs}] {rung} seed={seed} {pattern} {result.outcome()} "
+        print(f"[calibrate {self.n_done}/{self.n_jobs}] {rung} seed={seed} {pattern} {result.summary()} "
               f"~{duration(left)} left", flush=True)
 
     def tell(self, result: Evaluation) -> None:

@@ -7,10 +7,11 @@ rung) and a seed — never an optimizer's configuration object.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from composer_automl.adapters.hpbandster import Finished
+from composer_automl.table import Outcome
 
 JobId = tuple[int, ...]
 
@@ -32,41 +33,12 @@ class EvalJob:
         return {"pattern": self.pattern, "width": dict(self.width), "budget": float(self.budget), "seed": int(self.seed)}
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """A finished job: the loss and figures the worker reported, or why it failed."""
+@dataclass(frozen=True, kw_only=True)
+class Evaluation(Outcome):
+    """A finished job: what the worker reported (or why it failed), for the job it ran on its rung."""
 
     job: EvalJob
     rung: str
-    status: str
-    """``ok`` or ``failed``."""
-    loss: float | None
-    metrics: dict[str, float] = field(default_factory=dict)
-    wall_time_s: float = 0.0
-    """The rung's own clock (else the dispatcher's timestamps)."""
-    cpu_time_s: float = 0.0
-    """CPU time of the worker process during the evaluation (robust to a busy machine)."""
-    code_version: str = ""
-    worker: str | None = None
-    """``HOST.PID[.INDEX]`` of the worker that ran it."""
-    error: str | None = None
-    """The last lines of the traceback or the reason, when failed."""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def outcome(self) -> str:
-        """``loss=1.2345 (12.3 s)`` or ``FAILED <last line of the reason>``: the end of a progress line."""
-        if self.ok:
-            return f"loss={self.loss:.4f} ({self.wall_time_s:.1f} s)"
-        return "FAILED " + (self.error or "").strip().splitlines()[-1][:80] if self.error else "FAILED"
-
-    def as_row(self) -> dict[str, Any]:
-        """The evaluation's own fields as plain data (without the job)."""
-        data = asdict(self)
-        data.pop("job")
-        return data
 
 
 def evaluation(job: EvalJob, rung: str, finished: Finished, reason: str | None = None) -> Evaluation:

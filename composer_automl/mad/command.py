@@ -24,16 +24,17 @@ from composer_automl.spec import SearchWidth
 
 @dataclass
 class MADCommandConfig:
-    """Top-level keys of ``conf/mad.yaml`` besides ``fidelity``."""
+    """Top-level keys of ``conf/mad.yaml`` besides ``fidelity`` (``pattern``, ``seed``, ``threads``: defaults in that
+    file; ``width``: :class:`SearchWidth`)."""
 
-    pattern: str = "AMMAMM"
+    pattern: str
     """Layer pattern (``AMMAMM`` / ``1A+2M+1A+2M``)."""
+    seed: int
+    """Seeds data generation, model init and data order."""
+    threads: int
+    """torch CPU threads (0 = torch's default)."""
     width: SearchWidth = field(default_factory=SearchWidth)
     """Search width; the rung may override d_model / ffn_hidden."""
-    seed: int = 0
-    """Seeds data generation, model init and data order."""
-    threads: int = 1
-    """torch CPU threads (0 = torch's default)."""
 
     def __post_init__(self) -> None:
         if self.threads < 0:

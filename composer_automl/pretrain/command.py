@@ -8,7 +8,6 @@ CPU (about a minute on two cores), offline. Outputs in the Hydra run directory:
 from __future__ import annotations
 
 import json
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from composer_automl.cli import run_hydra_app
-from composer_automl.config import ConfigError, to_dataclass
-from composer_automl.data.config import DataConfig
+from composer_automl.config import ConfigError, located, to_dataclass
 from composer_automl.devices import resolve as resolve_device
 from composer_automl.patterns import Pattern, PatternError
 from composer_automl.presets import get_preset
@@ -28,13 +26,13 @@ from composer_automl.spec import ModelSpec, SpecError
 
 @dataclass
 class PretrainCommandConfig:
-    """Top-level keys of ``conf/pretrain.yaml`` besides ``data`` and ``pretrain``."""
+    """Top-level keys of ``conf/pretrain.yaml`` besides ``pretrain`` (their defaults are in that file)."""
 
-    model: str = "tiny"
+    model: str
     """Width preset name (``tiny``, ``350M``, ``1B``, ...)."""
-    pattern: str | None = None
+    pattern: str | None
     """Layer pattern (``AMMAMM`` / ``2A+4M``); None keeps the preset's pattern."""
-    seed: int = 0
+    seed: int
     """Seeds model init and data order."""
 
 
@@ -50,24 +48,12 @@ def build_spec(command: PretrainCommandConfig, run_cfg: PretrainConfig, vocab_si
         raise ConfigError(str(err)) from None
 
 
-def as_typed(err: ConfigError) -> ConfigError:
-    """A run error under the key the user typed: this command's corpus is the root ``data`` group, every
-    other field is under ``pretrain``."""
-    return err.at("") if (err.key or "").startswith("data") else err.at("pretrain")
-
-
 def pretrain_task(cfg: DictConfig) -> dict[str, float]:
-    top = {k: v for k, v in cfg.items() if k not in ("data", "pretrain")}
-    command = to_dataclass(PretrainCommandConfig, top)
-    if "data" in (cfg.get("pretrain") or {}):
-        raise ConfigError("pretrain.data: this command's corpus is the data group; write data.source=… instead")
-    run_cfg = dataclasses.replace(to_dataclass(PretrainConfig, cfg.get("pretrain"), "pretrain"),
-                                  data=to_dataclass(DataConfig, cfg.data, "data"))
-    try:
+    command = to_dataclass(PretrainCommandConfig, {k: v for k, v in cfg.items() if k != "pretrain"})
+    run_cfg = to_dataclass(PretrainConfig, cfg.pretrain, "pretrain")
+    with located("pretrain"):
         resolve_device(run_cfg.accelerator, run_cfg.precision, run_cfg.devices)
         data = load_data(run_cfg)
-    except ConfigError as err:
-        raise as_typed(err) from None
     spec = build_spec(command, run_cfg, data.prepared.vocab_size)
     out_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
     print(f"model: {command.model} pattern={spec.pattern} params={spec.num_params():,} | data: {data.prepared.path} "

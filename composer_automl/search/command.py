@@ -31,7 +31,7 @@ from composer_automl.engine.ladder import ladder_from_mapping
 from composer_automl.engine.pool import PoolSettings, RunAborted
 from composer_automl.engine.rundir import default_run_dir
 from composer_automl.search.run import RUN_FILE, SearchSettings, check_run_dir, run_search
-from composer_automl.search.spaces import command_line_sources_win, space_from_mapping
+from composer_automl.spaces import command_line_sources_win, space_from_mapping
 
 OPERATIONAL = frozenset(f.name for f in dataclasses.fields(PoolSettings))
 """Settings a resume may change (how the work is spread); the others define the search being continued."""

@@ -27,7 +27,7 @@ from composer_automl.efficiency import COST_NAMES, Scalarizer
 from composer_automl.engine.jobs import EvalJob, Evaluation, JobId
 from composer_automl.engine.ladder import Ladder
 from composer_automl.search.results import TrialRecord, append_config, append_trial
-from composer_automl.search.spaces import SearchSpace
+from composer_automl.spaces import SearchSpace
 
 log = logging.getLogger("composer_automl.search")
 
@@ -124,7 +124,7 @@ class SearchProposer:
             record = TrialRecord(trial_id=trial_id(config_id, result.job.budget), pattern=result.job.pattern,
                                  budget=result.job.budget, rung=result.rung, status="failed", loss=None,
                                  config=dict(self.configs[config_id]), error=reason, elapsed_s=self._elapsed(),
-                                 worker=result.worker)
+                                 worker=result.worker, code_version=result.code_version)
         append_trial(self.run_dir, record)
         self.on_record(record, False)
 
@@ -132,10 +132,9 @@ class SearchProposer:
         config_id = result.job.id
         return TrialRecord(
             trial_id=trial_id(config_id, result.job.budget), pattern=result.job.pattern, budget=result.job.budget,
-            rung=result.rung, status=result.status, loss=result.loss, config=dict(self.configs[config_id]),
-            metrics=result.metrics, wall_time_s=result.wall_time_s, error=result.error, elapsed_s=self._elapsed(),
-            worker=result.worker, cost=self.cost_of(result.job.pattern).as_dict(),
-            model_based_pick=self.picks.get(config_id))
+            rung=result.rung, config=dict(self.configs[config_id]), elapsed_s=self._elapsed(),
+            cost=self.cost_of(result.job.pattern).as_dict(), model_based_pick=self.picks.get(config_id),
+            **result.outcome())
 
     def _elapsed(self) -> float:
         """Seconds since the search first started (a resumed run continues the clock)."""

@@ -8,12 +8,12 @@ when a search finishes; its absence marks an unfinished run.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from composer_automl.files import append_jsonl, read_jsonl
+from composer_automl.table import Outcome
 
 TRIALS_FILE = "trials.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -21,9 +21,9 @@ CONFIGS_FILE = "configs.jsonl"
 """Every configuration the optimizer sampled, with its hpbandster config id (resume replays these)."""
 
 
-@dataclass(frozen=True)
-class TrialRecord:
-    """One evaluated (configuration, budget) pair."""
+@dataclass(frozen=True, kw_only=True)
+class TrialRecord(Outcome):
+    """One evaluated (configuration, budget) pair: a line of ``trials.jsonl``."""
 
     trial_id: str
     """hpbandster's config id and budget, e.g. ``"0-0-3@1"``."""
@@ -32,19 +32,9 @@ class TrialRecord:
     budget: float
     rung: str
     """Name of the fidelity rung that evaluated it (``mad-quick``)."""
-    status: str
-    """``ok`` or ``failed``."""
-    loss: float | None
-    """Minimised value at this rung; None when failed."""
     config: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    wall_time_s: float = 0.0
-    error: str | None = None
-    """Traceback or reason when failed."""
     elapsed_s: float = 0.0
     """Seconds since the search first started when this trial finished (resumes continue the clock)."""
-    worker: str | None = None
-    """Worker that ran it, ``HOST.PID`` (local workers: ``HOST.PID.INDEX``); None if unknown."""
     model_based_pick: bool | None = None
     """Whether the configuration came from BOHB's density model (False: random sampling; None: unknown)."""
     cost: dict[str, float] = field(default_factory=dict)
@@ -52,12 +42,6 @@ class TrialRecord:
     FLOPs/token, KV-cache bytes and their ratios to the Llama-style baseline)."""
     objective: float | None = None
     """What the optimizer minimised when it is not ``loss`` (``search.objective=scalarized``)."""
-
-    def __post_init__(self) -> None:
-        if self.status not in ("ok", "failed"):
-            raise ValueError(f"TrialRecord.status must be 'ok' or 'failed', got {self.status!r}")
-        if self.status == "ok" and (self.loss is None or not math.isfinite(self.loss)):
-            raise ValueError(f"TrialRecord {self.trial_id}: an ok trial needs a finite loss, got {self.loss}")
 
 
 def append_trial(run_dir: str | Path, record: TrialRecord) -> None:

@@ -31,7 +31,7 @@ from composer_automl.presets import TARGET_SIZES
 from composer_automl.search.front import write_front
 from composer_automl.search.optimizers import History, SearchProposer
 from composer_automl.search.results import SUMMARY_FILE, TrialRecord, read_configs, read_picks, read_trials
-from composer_automl.search.spaces import SearchSpace
+from composer_automl.spaces import SearchSpace
 from composer_automl.search.summary import format_summary, summarize, write_summary
 
 log = logging.getLogger("composer_automl.search")
@@ -58,7 +58,7 @@ class SearchSettings(PoolSettings):
     """Size every pattern is costed at (``350M``, ``1B``, ``3B``): params, FLOPs/token, KV cache vs Llama."""
     extrapolate: str = "stack"
     """How a pattern grows to the target depth: ``stack`` or ``stretch``."""
-    constraints: dict[str, Optional[float]] = field(default_factory=dict)
+    constraints: Constraints = field(default_factory=Constraints)
     """Bounds on the target-scale cost ratios (:class:`~composer_automl.efficiency.Constraints`);
     patterns outside them are never evaluated."""
     objective: str = "loss"
@@ -74,11 +74,7 @@ class SearchSettings(PoolSettings):
         choice(self.target, TARGET_SIZES, "target")
         choice(self.extrapolate, EXTRAPOLATIONS, "extrapolate")
         choice(self.objective, OBJECTIVES, "objective")
-        self.cost_bounds  # validates constraints
 
-    @property
-    def cost_bounds(self) -> Constraints:
-        return to_dataclass(Constraints, dict(self.constraints or {}), "constraints")
 
     def cost_of(self, pattern) -> TargetCost:
         """``pattern`` at this search's target size."""
@@ -194,20 +190,18 @@ class Progress:
                                  (r.budget == self.best.budget and r.loss < self.best.loss)):
             self.best = r
         best = f"{self.best.pattern}@{self.best.budget:g}={self.best.loss:.4f}" if self.best else "-"
-        outcome = f"loss={r.loss:.4f}" if r.status == "ok" else "FAILED " + (r.error or "").strip().splitlines()[-1][:80]
-        tag = " (from the log)" if replayed else f" ({r.wall_time_s:.1f} s)"
-        print(f"[trial {self.n_done}/{self.n_planned}] budget={r.budget:g} {r.pattern} {outcome}{tag} best={best}",
-              flush=True)
+        outcome = f"loss={r.loss:.4f} (from the log)" if replayed and r.ok else r.summary()
+        print(f"[trial {self.n_done}/{self.n_planned}] budget={r.budget:g} {r.pattern} {outcome} best={best}", flush=True)
 
 
 def constrained_space(space: SearchSpace, settings: SearchSettings) -> SearchSpace:
     """``space`` with ``search.constraints`` as an extra constraint; says how many patterns remain
     (a ConfigError when none does)."""
-    bounds = settings.cost_bounds
+    bounds = settings.constraints
     if not bounds.active:
         return space
     constrained = dataclasses.replace(space, cost_filter=lambda p: bounds.violation(settings.cost_of(p)))
-    given = {k: v for k, v in settings.constraints.items() if v is not None}
+    given = {k: v for k, v in dataclasses.asdict(bounds).items() if v is not None}
     if space.n_searched_patterns <= MAX_COUNTED_PATTERNS:
         total, left = len(space.patterns()), len(constrained.patterns())
         if not left:

@@ -19,10 +19,10 @@ def make_run_dir(tmp_path):
         run_dir.mkdir()
         for pattern, budget, loss in rows:
             i = next(counter)
-            append_trial(run_dir, TrialRecord(f"0-0-{i}@{budget}", pattern, budget, "sim", "ok", loss))
+            append_trial(run_dir, TrialRecord(trial_id=f"0-0-{i}@{budget}", pattern=pattern, budget=budget, rung="sim", status="ok", loss=loss))
         for _ in range(failed):
             i = next(counter)
-            append_trial(run_dir, TrialRecord(f"0-0-{i}@9", "AAAAAA", 9.0, "sim", "failed", None, error="boom"))
+            append_trial(run_dir, TrialRecord(trial_id=f"0-0-{i}@9", pattern="AAAAAA", budget=9.0, rung="sim", status="failed", loss=None, error="boom"))
         if finished:
             (run_dir / SUMMARY_FILE).write_text(json.dumps({"n_trials": len(rows) + failed}))
         return run_dir

@@ -13,7 +13,7 @@ from composer_automl.search.results import TrialRecord
 
 def rec(pattern, budget, loss, i=[0]):
     i[0] += 1
-    return TrialRecord(f"t{i[0]}", pattern, budget, "sim", "ok", loss)
+    return TrialRecord(trial_id=f"t{i[0]}", pattern=pattern, budget=budget, rung="sim", status="ok", loss=loss)
 
 
 def test_duplicates_are_averaged_and_ranked():
@@ -100,7 +100,7 @@ def test_pareto_and_knee_selection_over_loss_and_target_scale_costs():
     from composer_automl.efficiency import target_cost
 
     losses = {"AAAAAA": 1.30, "AMMAAM": 1.31, "AAMAAM": 1.35, "AMMMMM": 1.40, "MMMMMM": 1.80, "AAAAMM": 1.50}
-    rows = [TrialRecord(f"c{i}", p, 3, "sim", "ok", loss, cost=target_cost(p).as_dict())
+    rows = [TrialRecord(trial_id=f"c{i}", pattern=p, budget=3, rung="sim", status="ok", loss=loss, cost=target_cost(p).as_dict())
             for i, (p, loss) in enumerate(losses.items())]
     cands = candidates_by_budget(rows)[3.0]
     front = [str(c.pattern) for c in select_pareto(cands, 0, 0)]

@@ -28,9 +28,9 @@ def test_mix_ranks_like_the_reference_where_each_part_errs_the_other_way():
     mix = load_script()
     ref = {"AAAA": 1.0, "AAAM": 2.0, "AAMM": 3.0, "AMMM": 4.0, "MMMM": 5.0}
     err = {"AAAA": 1.2, "AAAM": -1.2, "AAMM": 1.2, "AMMM": -1.2, "MMMM": 1.2}
-    rows = [Row(p, "pretrain-ref", s, "ok", v) for p, v in ref.items() for s in (0, 1)]
-    rows += [Row(p, "pretrain-x", s, "ok", ref[p] + err[p], cpu_time_s=10.0) for p in ref for s in (0, 1)]
-    rows += [Row(p, mix.MAD_RUNG, s, "ok", (ref[p] - err[p]) / 2, cpu_time_s=20.0) for p in ref for s in (0, 1)]
+    rows = [Row(pattern=p, rung="pretrain-ref", seed=s, status="ok", loss=v) for p, v in ref.items() for s in (0, 1)]
+    rows += [Row(pattern=p, rung="pretrain-x", seed=s, status="ok", loss=ref[p] + err[p], cpu_time_s=10.0) for p in ref for s in (0, 1)]
+    rows += [Row(pattern=p, rung=mix.MAD_RUNG, seed=s, status="ok", loss=(ref[p] - err[p]) / 2, cpu_time_s=20.0) for p in ref for s in (0, 1)]
     figures = mix.mixed_figures(rows, "pretrain-x", "pretrain-ref")
     assert figures["mix_weight"] == pytest.approx(2.0)
     assert figures["mix_spearman_one_seed"] == pytest.approx(1.0)

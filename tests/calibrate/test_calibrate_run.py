@@ -17,7 +17,7 @@ from composer_automl.table import read_rows, rung_hash
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.rungs.registry import read_rung_file
 from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
-from composer_automl.search.spaces import load_space
+from composer_automl.spaces import load_space
 
 PATTERNS = ["AMMAMM", "AAMMMM", "MMMMMM", "AMAMAM", "MAMAMA"]
 

@@ -13,7 +13,7 @@ from composer_automl.calibrate.report import build_report, json_safe
 from composer_automl.table import read_rows, rung_hash
 from composer_automl.rungs.tabular import SHIPPED_TABLES
 from composer_automl.rungs.registry import rung_from_mapping
-from composer_automl.search.spaces import space_from_mapping
+from composer_automl.spaces import space_from_mapping
 
 BENCH = SHIPPED_TABLES / "hybridbench6"
 REPRODUCE_TOLERANCE = 2e-3

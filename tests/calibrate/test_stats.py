@@ -12,7 +12,7 @@ from composer_automl.table import Row
 
 
 def row(pattern: str, rung: str, seed: int, loss: float | None, wall: float = 1.0, status: str = "ok") -> Row:
-    return Row(pattern, rung, seed, status, loss, {}, wall, wall / 2)
+    return Row(pattern=pattern, rung=rung, seed=seed, status=status, loss=loss, wall_time_s=wall, cpu_time_s=wall / 2)
 
 
 # four patterns; rung "ref" orders them a < b < c < d; on seed means "cheap" ties b and d (0.5) and puts c last
@@ -74,8 +74,8 @@ def test_metric_agreement_flips_accuracies_and_ranks_metrics_against_the_referen
     """Per-metric Spearman vs the reference's loss: a loss ordered like the reference gives +1, an accuracy
     ordered the same way (higher is better) also +1 after negation, an anti-ordered loss −1."""
     ref = [row(p, "ref", 0, loss) for p, loss in zip("abcd", (1.0, 2.0, 3.0, 4.0))]
-    cheap = [Row(p, "cheap", 0, "ok", 0.5, {"recall/loss": loss, "recall/acc": 1 - loss / 10, "bad/loss": -loss,
-                                             "wall": 1.0}, 1.0, 1.0)
+    cheap = [Row(pattern=p, rung="cheap", seed=0, status="ok", loss=0.5, metrics={"recall/loss": loss, "recall/acc": 1 - loss / 10, "bad/loss": -loss,
+                                             "wall": 1.0}, wall_time_s=1.0, cpu_time_s=1.0)
              for p, loss in zip("abcd", (1.0, 2.0, 3.0, 4.0))]
     figures = stats.metric_agreement(ref + cheap, "cheap", "ref")
     assert figures == {"bad/loss": pytest.approx(-1.0), "recall/acc": pytest.approx(1.0),

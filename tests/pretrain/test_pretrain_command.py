@@ -11,7 +11,7 @@ from composer_automl.pretrain import command as pretrain_command
 
 
 def small_overrides(tmp_path, corpus_cache):
-    return [f"hydra.run.dir={tmp_path}", f"data.cache_dir={corpus_cache}", "data.max_bytes=300000",
+    return [f"hydra.run.dir={tmp_path}", f"pretrain.data.cache_dir={corpus_cache}", "pretrain.data.max_bytes=300000",
             "pretrain.seq_len=32", "pretrain.batch_size=8", "pretrain.train_tokens=2048",
             "pretrain.valid_tokens=256", "pretrain.eval_every_steps=4", "pretrain.progress_bar=false"]
 
@@ -32,7 +32,7 @@ def test_pretrain_command_prints_loss_throughput_and_tensorboard_command(tmp_pat
     ("pattern=AXM", "pattern"),
     ("model=huge", "unknown model preset"),
     ("+pretrain.batch_sise=4", "unknown key"),  # without "+", Hydra itself rejects the key
-    ("data.source=/definitely/not/here", "no such file or directory"),
+    ("pretrain.data.source=/definitely/not/here", "pretrain.data.source='/definitely/not/here': no such file or directory"),
     ("pretrain.grad_clip=-1", "pretrain.grad_clip=-1.0 is out of range"),
     ("pretrain.devices=2", "pretrain.devices=2: a pretraining run trains one model on one device"),
     ("pretrain.precision=16-mixed", "pretrain.precision='16-mixed' does not run on cpu"),

@@ -19,8 +19,8 @@ def simulated_rows(patterns: list[str], rungs: dict[str, float], seeds: int, noi
             for i, p in enumerate(patterns):
                 offset = noise * (((i * 7 + seed * 13 + len(rung)) % 11) / 10 - 0.5)
                 loss = true_loss(Pattern.parse(p), SimulatedConfig()) + offset
-                rows.append(Row(p, rung, seed, "ok", loss, {"true": loss - offset}, cost, cost * 0.9, "h" + rung,
-                                "test", None, None))
+                rows.append(Row(pattern=p, rung=rung, seed=seed, status="ok", loss=loss, metrics={"true": loss - offset},
+                                wall_time_s=cost, cpu_time_s=cost * 0.9, rung_hash="h" + rung, code_version="test"))
     return rows
 
 

@@ -16,7 +16,7 @@ from composer_automl.rungs.registry import rung_from_mapping
 from composer_automl.engine.ladder import ladder_from_mapping
 from composer_automl.search.results import read_trials
 from composer_automl.search.run import SearchSettings, run_search
-from composer_automl.search.spaces import load_space
+from composer_automl.spaces import load_space
 
 PATTERNS = ["AMMAMM", "AAMMMM", "MMMMMM", "AMAMAM"]
 

@@ -17,12 +17,13 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from composer_automl.config import ConfigError
+from composer_automl.config import ConfigError, to_dataclass
+from composer_automl.efficiency import Constraints
 from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
 from composer_automl.search.run import planned_trials
 from composer_automl.search.results import read_configs, read_trials
 from composer_automl.search.run import SearchSettings, run_search
-from composer_automl.search.spaces import load_space
+from composer_automl.spaces import load_space
 
 
 def _ladder_with(**overrides):
@@ -224,7 +225,7 @@ def test_constrained_scalarized_search_evaluates_only_cheap_patterns_and_writes_
     the scalarized objective is recorded beside the rung loss; the run ends with its Pareto front."""
     run_dir = tmp_path / "run"
     settings = SearchSettings(n_workers=1, n_iterations=2, ping_interval_s=1, objective="scalarized",
-                              constraints={"kv_cache_ratio_max": 0.75})
+                              constraints=Constraints(kv_cache_ratio_max=0.75))
     summary = run_search(settings, load_space("one-shot-6"), load_ladder("simulated-ladder"), run_dir)
     records = read_trials(run_dir)
     assert records and all(r.cost["kv_cache_ratio"] <= 0.75 and r.cost["target"] == "1B" for r in records)
@@ -240,18 +241,25 @@ def test_constrained_scalarized_search_evaluates_only_cheap_patterns_and_writes_
 
 
 def test_constraints_no_pattern_meets_fail_before_the_search_starts(tmp_path):
-    settings = SearchSettings(n_workers=1, constraints={"kv_cache_ratio_max": 0.01, "flops_ratio_max": 0.5})
+    settings = SearchSettings(n_workers=1, constraints=Constraints(kv_cache_ratio_max=0.01, flops_ratio_max=0.5))
     with pytest.raises(ConfigError, match="none of the space's 64 patterns meets them at 1B"):
         run_search(settings, load_space("one-shot-6"), load_ladder("simulated-ladder"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
-    with pytest.raises(ConfigError, match="search.objective"):
-        SearchSettings(objective="pareto")
-    with pytest.raises(ConfigError, match="search.target='7B' is not allowed"):
-        SearchSettings(target="7B")
-    with pytest.raises(ConfigError, match="search.extrapolate='tile' is not allowed"):
-        SearchSettings(extrapolate="tile")
-    with pytest.raises(ConfigError, match="unknown key"):
-        SearchSettings(constraints={"kv_ratio": 0.5})
+
+
+@pytest.mark.parametrize("node, message", [
+    ({"objective": "pareto"}, "^search.objective='pareto' is not allowed; choose one of"),
+    ({"target": "7B"}, "^search.target='7B' is not allowed"),
+    ({"extrapolate": "tile"}, "^search.extrapolate='tile' is not allowed"),
+    ({"constraints": {"kv_ratio": 0.5}}, r"^search.constraints.kv_ratio is an unknown key; allowed: \['flops_ratio_max'"),
+    ({"constraints": {"kv_cache_ratio_max": -1}}, "^search.constraints.kv_cache_ratio_max=-1.0 must be a positive"),
+    ({"seed": -1}, "^search.seed=-1 must be >= 0"),
+    ({"n_workers": -1}, "^search.n_workers must be >= 0, got -1$"),
+])
+def test_bad_settings_name_the_key_as_typed(node, message):
+    """Each bad search setting is one ConfigError naming ``search.<key>`` (pool keys included)."""
+    with pytest.raises(ConfigError, match=message):
+        to_dataclass(SearchSettings, node, "search")
 
 
 @pytest.mark.timeout(60)
@@ -294,8 +302,6 @@ def test_search_eta_is_not_a_setting():
 def test_searched_width_that_a_mad_rung_overrides_is_refused(tmp_path):
     """search_space.width={d_model: [...]} with the default ladder (pretrain-narrow-b4 sets d_model itself) is one
     ConfigError naming the fields and the rung, before anything is written; a searched n_heads is fine."""
-    from composer_automl.config import ConfigError
-
     ladder = load_ladder("default")
     space = load_space("one-shot-6", width={"d_model": [64, 128], "n_heads": [2, 4]})
     with pytest.raises(ConfigError, match=r"searches \['d_model'\], but rung pretrain-narrow-b4 \(kind pretrain\) sets its own"):

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 from hydra import compose, initialize_config_dir
 
+from composer_automl.conf import register_schemas
 from composer_automl.config import ConfigError, to_dataclass
-from composer_automl.paths import CONFIG_DIR, group_dir, group_options
-from composer_automl.search.command import main as search_main
 from composer_automl.engine.ladder import hpbandster_budgets, ladder_from_mapping, load_ladder
+from composer_automl.paths import CONFIG_DIR, group_options
+from composer_automl.search.command import main as search_main
 from composer_automl.search.run import SearchSettings
-from composer_automl.search.spaces import space_from_mapping
+from composer_automl.spaces import load_space, space_from_mapping
 
 
 def test_simulated_ladder_budgets_and_rungs():
@@ -53,23 +53,27 @@ def _ladder(rungs, eta=3):
 @pytest.mark.parametrize(
     "mapping, message",
     [
-        (_ladder([{"budget": 3, "rung": "simulated"}, {"budget": 1, "rung": "simulated"}]), "strictly increasing"),
-        (_ladder([{"budget": 1, "rung": "simulated"}, {"budget": 2, "rung": "simulated"}]), "not consistent with eta"),
-        (_ladder([{"budget": 1, "rung": "simulated"}, {"budget": 9, "rung": "simulated"}]), "not consistent with eta"),
-        (_ladder([{"budget": 1, "rung": "simulated"}], eta=1.5), "eta must be >= 2"),
-        (_ladder([]), "at least one rung"),
-        (_ladder([{"budget": 1, "rung": "no-such-rung"}]), "unknown rung"),
-        (_ladder([{"budget": 1, "rung": "simulated-ladder"}]), "not a rung file"),
-        (_ladder([{"budget": 1, "rung": "simulated", "metric": "val_loss"}]), "returns 'simulated_loss'"),
-        (_ladder([{"budget": 1, "rung": "simulated", "overrides": {"fidelity": 2.0}}]), "fidelity"),
-        (_ladder([{"budget": 1, "rung": "simulated", "overrides": {"colour": 1}}]), "unknown key"),
-        (_ladder([{"budget": 0, "rung": "simulated"}]), "positive"),
-        (_ladder([{"budget": 1, "rung": "simulated", "extra": 1}]), "extra"),
-        ({"kind": "lader"}, "kind='lader'"),
+        (_ladder([{"budget": 3, "rung": "simulated"}, {"budget": 1, "rung": "simulated"}]),
+         r"^fidelity.rungs: budgets must be strictly increasing, got \[3.0, 1.0\]$"),
+        (_ladder([{"budget": 1, "rung": "simulated"}, {"budget": 2, "rung": "simulated"}]), "^fidelity.rungs: budgets .* not consistent with eta"),
+        (_ladder([{"budget": 1, "rung": "simulated"}, {"budget": 9, "rung": "simulated"}]), "^fidelity.rungs: budgets .* not consistent with eta"),
+        (_ladder([{"budget": 1, "rung": "simulated"}], eta=1.5), "^fidelity.eta must be >= 2, got 1.5$"),
+        (_ladder([]), "^fidelity.rungs must list at least one rung$"),
+        (_ladder([{"budget": 1, "rung": "no-such-rung"}]), "^fidelity.rungs.0.rung: unknown rung 'no-such-rung'"),
+        (_ladder([{"budget": 1, "rung": "simulated-ladder"}]), "^fidelity.rungs.0.rung: fidelity 'simulated-ladder' .* is not a rung file"),
+        (_ladder([{"budget": 1, "rung": "simulated", "metric": "val_loss"}]),
+         "^fidelity.rungs.0.metric='val_loss', but rung 'simulated' \\(kind simulated\\) returns 'simulated_loss'$"),
+        (_ladder([{"budget": 1, "rung": "simulated", "overrides": {"fidelity": 2.0}}]),
+         r"^fidelity.rungs.0.overrides.fidelity must be in \(0, 1\], got 2.0$"),
+        (_ladder([{"budget": 1, "rung": "simulated", "overrides": {"colour": 1}}]),
+         r"^fidelity.rungs.0.overrides.colour is an unknown key; allowed: \['error_scale', 'fail_when'"),
+        (_ladder([{"budget": 0, "rung": "simulated"}]), "^fidelity.rungs.0.budget must be positive, got 0.0$"),
+        (_ladder([{"budget": 1, "rung": "simulated", "extra": 1}]), r"^fidelity.rungs.0.extra is an unknown key; allowed: \['budget', 'metric', 'overrides', 'rung'\]$"),
+        ({"kind": "lader"}, "^fidelity.kind='lader' is not allowed; choose one of"),
     ],
 )
 def test_bad_ladder_is_one_clear_error(mapping, message):
-    """Invalid ladders raise one ConfigError naming the problem."""
+    """Invalid ladders raise one ConfigError naming the key as typed under ``fidelity``."""
     with pytest.raises(ConfigError, match=message):
         ladder_from_mapping("test", mapping)
 
@@ -82,22 +86,15 @@ def test_every_shipped_fidelity_validates(name):
 
 
 @pytest.mark.parametrize("space", group_options("search_space"))
-def test_every_search_space_composes_with_search_yaml(space):
-    """conf/search.yaml composes with every shipped search space; settings and space validate."""
+def test_every_search_space_composes_with_search_yaml_as_its_file_says(space):
+    """conf/search.yaml composes with every shipped search space into the space its file describes (schema
+    defaults + the file), and the settings validate."""
+    register_schemas("search")
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("search", overrides=[f"search_space={space}", "fidelity=simulated-ladder"])
     to_dataclass(SearchSettings, cfg.search, "search")
-    assert space_from_mapping(cfg.search_space).n_total >= 1
+    assert space_from_mapping(cfg.search_space).resolved_mapping() == load_space(space).resolved_mapping()
     ladder_from_mapping("simulated-ladder", cfg.fidelity)
-
-
-def test_search_yaml_keys_are_documented_settings():
-    """conf/search.yaml's search section has exactly SearchSettings' fields."""
-    data = yaml.safe_load((CONFIG_DIR / "search.yaml").read_text())
-    import dataclasses
-
-    assert set(data["search"]) == {f.name for f in dataclasses.fields(SearchSettings)}
-    assert (group_dir("fidelity") / "simulated-ladder.yaml").is_file()
 
 
 @pytest.mark.parametrize(

@@ -344,5 +344,5 @@ def load_space(name: str, seed: int = 0, **overrides: Any) -> SearchSpace:
     path = find_option("search_space", name)
     if path is None:
         raise ConfigError(f"unknown search_space {name!r}; have: {group_options('search_space')}")
-    data = load_yaml(path, "a search-space mapping")
+    data = {k: v for k, v in load_yaml(path, "a search-space mapping").items() if k != "defaults"}  # Hydra's
     return build_space(to_dataclass(SearchSpaceConfig, {**data, **overrides}, f"{path}:"), seed=seed)
