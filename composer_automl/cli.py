@@ -9,16 +9,20 @@ repository, shipped inside the package.
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import hydra
 from hydra import compose
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from composer_automl.adapters.hydra import composing, override_key, parse_args, sweep_jobs
+from composer_automl.adapters.hydra import as_running_job, composing, override_key, parse_args, sweep_jobs
 from composer_automl.conf import register_schemas
 from composer_automl.config import ConfigError
 from composer_automl.paths import CONFIG_DIR, add_user_config_dir
@@ -61,19 +65,22 @@ def main(argv: list[str] | None = None) -> None:
     module.main(rest)
 
 
-def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: list[str]) -> None:
+def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: list[str],
+                  validate: Callable[[DictConfig], Any] | None = None) -> None:
     """Run ``task`` as the Hydra app ``conf/<config_name>.yaml`` with ``argv`` as Hydra's command line.
 
     ``argv`` may hold Hydra's own flags: ``--config-dir DIR`` (the user's folder of group options,
     searched before the shipped ones, by Hydra and by our rung lookup alike) and ``-m`` (a sweep:
-    every job is checked before the first one starts). A :class:`ConfigError` from the pre-check or
-    the task is printed as one ``error:`` line and exits with status 2.
+    every job is composed, and checked by ``validate`` — the task's own checks, without side
+    effects — before the first one starts). A :class:`ConfigError` from the pre-check or the task
+    is printed as one ``error:`` line and exits with status 2.
     """
 
     def guarded(cfg: DictConfig) -> Any:
         try:
             return task(cfg)
         except ConfigError as err:
+            remove_hydra_leftovers()
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
 
@@ -85,7 +92,8 @@ def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: lis
             if not Path(args.config_dir).is_dir():
                 raise ConfigError(f"--config-dir {args.config_dir!r} is not a folder")
             add_user_config_dir(args.config_dir)  # rungs named in a ladder resolve there first
-        check_overrides(config_name, args.overrides, args.config_dir, multirun=bool(args.multirun))
+        check_overrides(config_name, args.overrides, args.config_dir, multirun=bool(args.multirun),
+                        validate=validate)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -97,13 +105,29 @@ def run_hydra_app(config_name: str, task: Callable[[DictConfig], Any], argv: lis
         sys.argv = saved
 
 
+def remove_hydra_leftovers() -> None:
+    """A job refused on a bad value leaves nothing behind: remove its Hydra run folder when it holds only what
+    Hydra itself wrote there (``.hydra/``, ``<job>.log``), and the folders above it that are left empty."""
+    hydra_cfg = HydraConfig.get()
+    out, cwd = Path(hydra_cfg.runtime.output_dir).resolve(), Path.cwd().resolve()
+    own = {hydra_cfg.output_subdir, f"{hydra_cfg.job.name}.log"}
+    if out == cwd or cwd not in out.parents or not out.is_dir() or not set(os.listdir(out)) <= own:
+        return
+    shutil.rmtree(out)
+    for parent in out.parents:
+        if parent == cwd or any(parent.iterdir()):
+            break
+        parent.rmdir()
+
+
 def check_overrides(config_name: str, overrides: list[str], config_dir: str | None = None,
-                    multirun: bool = False) -> None:
+                    multirun: bool = False, validate: Callable[[DictConfig], Any] | None = None) -> None:
     """Compose ``conf/<config_name>.yaml`` with ``overrides`` one at a time, for every job of a sweep.
 
     The first override Hydra rejects becomes one :class:`ConfigError` line: an
     unknown key names the keys allowed at that level, an unknown group option
     the options there are. ``hydra.*`` overrides are Hydra's own and pass through.
+    In a sweep, ``validate`` then checks each job's whole config.
     """
     ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     try:
@@ -118,10 +142,16 @@ def check_overrides(config_name: str, overrides: list[str], config_dir: str | No
                 if tuple([*accepted, override]) not in checked:
                     try:
                         compose(config_name, overrides=[*accepted, override])
-                    except HydraException as err:
+                    except (HydraException, OmegaConfBaseException) as err:
                         raise ConfigError(_override_error(config_name, accepted, override, err)) from None
                     checked.add(tuple([*accepted, override]))
                 accepted.append(override)
+            if multirun and validate is not None:
+                with as_running_job(compose(config_name, overrides=job, return_hydra_config=True)) as cfg:
+                    try:
+                        validate(cfg)
+                    except ConfigError as err:
+                        raise ConfigError(f"sweep job {jobs.index(job)} ({' '.join(job)}): {err}") from None
 
 
 def _override_error(config_name: str, accepted: list[str], override: str, err: Exception) -> str:

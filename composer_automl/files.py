@@ -7,6 +7,21 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from composer_automl.config import ConfigError
+
+
+def check_writable(path: Path, key: str) -> None:
+    """Refuse, naming ``key``, a path that is a file where a folder belongs, or a folder this process cannot
+    create or write in (checked on the nearest existing folder, before any work)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"={str(path)!r} is a file, not a folder", key=key)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise ConfigError(f"={str(path)!r}: {str(existing)!r} is a file, not a folder", key=key)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"={str(path)!r}: cannot write in {str(existing)!r} (permission denied)", key=key)
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place.
@@ -39,19 +54,54 @@ def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Every row of a JSON-lines file; a torn last line (a run killed mid-write) is ignored."""
+    """Every row of a JSON-lines log. An incomplete last line (a run killed mid-write) is ignored; any other
+    line that is not a JSON object is one :class:`ConfigError` naming the file and the line."""
     path = Path(path)
     if not path.is_file():
         return []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot be read ({err})") from None
     rows: list[dict[str, Any]] = []
-    lines = path.read_text().splitlines()
-    for i, line in enumerate(lines):
+    lines = text.split("\n")
+    for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            if i == len(lines):  # the tail, after the last newline: torn
                 break
-            raise
+            raise ConfigError(f"{path}:{i}: not a JSON line ({err.msg}); the log is corrupt there (move that "
+                              "line out of the file to use the rest)") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{path}:{i}: not a JSON object; the log is corrupt there")
+        rows.append(row)
     return rows
+
+
+TORN_SUFFIX = ".torn"
+
+
+def repair_torn_tail(path: str | Path) -> str | None:
+    """Make an append-only log safe to append to again: an incomplete last line (no newline at its end, as a
+    kill mid-write leaves it) is moved to ``PATH.torn`` (appended there) and cut off. Returns a line saying so,
+    or None when the log ends cleanly."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return None
+    keep = data.rfind(b"\n") + 1
+    complete_lines = data[:keep].count(b"\n")
+    with (path.parent / (path.name + TORN_SUFFIX)).open("ab") as side:
+        side.write(data[keep:] + b"\n")
+    with path.open("r+b") as fh:
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return (f"{path}: its last line was incomplete (a run killed while writing it); set aside in "
+            f"{path.name + TORN_SUFFIX} ({len(data) - keep} bytes), the log continues after line "
+            f"{complete_lines}")

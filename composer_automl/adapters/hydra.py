@@ -17,7 +17,9 @@ from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_config_search_path, get_args_parser
 from hydra.core.config_search_path import SearchPathQuery
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -41,6 +43,18 @@ def composing(config_dir: Path, user_dir: str | None) -> Iterator[None]:
         GlobalHydra.instance().clear()
         if previous is not None:
             GlobalHydra.instance().initialize(previous)
+
+
+@contextmanager
+def as_running_job(cfg: DictConfig) -> Iterator[DictConfig]:
+    """A config composed with its ``hydra`` node (``return_hydra_config=True``) made to look like a running job:
+    ``HydraConfig.get()`` answers from it inside the block, which yields the config without the ``hydra`` node
+    (what a task receives)."""
+    HydraConfig.instance().set_config(cfg)
+    try:
+        yield OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    finally:
+        HydraConfig.instance().cfg = None
 
 
 def sweep_jobs(overrides: list[str]) -> list[list[str]]:

@@ -27,7 +27,7 @@ from composer_automl.engine.pool import PoolSettings, RunAborted
 from composer_automl.engine.rundir import RunLock, check_new_run_dir, stopped_message
 from composer_automl.engine.runner import Engine
 from composer_automl.engine.spec import RunSpec
-from composer_automl.files import atomic_write_text
+from composer_automl.files import atomic_write_text, check_writable, repair_torn_tail
 from composer_automl.patterns import Pattern, PatternError
 from composer_automl.provenance import machine
 from composer_automl.rungs.registry import rung_name
@@ -38,6 +38,8 @@ log = logging.getLogger("composer_automl.calibrate")
 
 RUN_FILE = "calibrate.json"
 """What the run directory calibrates (space, rungs and their configs, patterns, seeds, history)."""
+SPEC_KEYS = ("run_id", "search_space", "reference", "rungs", "ladders", "patterns", "history")
+"""What every ``calibrate.json`` holds."""
 JOB_ORDER_SEED = 0
 """Seed of the pattern order in which evaluations are dispatched."""
 EVALS_DIR = "evals"
@@ -66,8 +68,9 @@ class CalibrateSettings(PoolSettings):
     """Write the report of the table as it stands (with ``resume=``) without evaluating anything."""
     include: list[str] = field(default_factory=list)
     """Patterns evaluated besides the selection (``sample:N`` draws the others); first in the plan's order."""
-    patterns_per_rung: dict[str, int] | None = None
-    """Rung name → N: that rung evaluates only the first N patterns of the plan's order (null: all patterns)."""
+    patterns_per_rung: Any = None
+    """Rung name → N (a mapping): that rung evaluates only the first N patterns of the plan's order (null: every
+    rung all). Untyped so that ``calibrate.patterns_per_rung={rung: N}`` replaces the null on the command line."""
     extra_seed_patterns: int | None = None
     """How many patterns (the first of the plan's order) get the seeds after the first; null: all of them."""
 
@@ -82,6 +85,8 @@ class CalibrateSettings(PoolSettings):
                                   "of patterns", key="patterns")
         elif not isinstance(self.patterns, (list, tuple)) or not self.patterns:
             raise ConfigError("must be 'all', 'sample:N' or a non-empty list of patterns", key="patterns")
+        if self.patterns_per_rung is not None and not isinstance(self.patterns_per_rung, dict):
+            raise ConfigError(f"={self.patterns_per_rung!r} must be a mapping rung -> N", key="patterns_per_rung")
         for name, n in (self.patterns_per_rung or {}).items():
             if not isinstance(n, int) or n < 1:
                 raise ConfigError(f"must be an integer >= 1, got {n!r}", key=f"patterns_per_rung.{name}")
@@ -225,9 +230,13 @@ def saved_spec(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"resume={str(run_dir)!r} is not a calibration run directory (no {RUN_FILE})")
     try:
-        return json.loads(path.read_text())
+        spec = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"resume={str(run_dir)!r}: {RUN_FILE} cannot be read ({err})") from None
+    missing = [k for k in SPEC_KEYS if k not in spec] if isinstance(spec, dict) else list(SPEC_KEYS)
+    if missing:
+        raise ConfigError(f"resume={str(run_dir)!r}: {RUN_FILE} lacks {missing}; it is not a calibration run's file")
+    return spec
 
 
 def merge_spec(previous: dict[str, Any] | None, plan: CalibrationPlan, settings: CalibrateSettings, run_id: str,
@@ -310,18 +319,25 @@ def run_calibration(settings: CalibrateSettings, plan: CalibrationPlan, run_dir:
         raise ConfigError("calibrate.report_only needs resume=RUN_DIR (the table to report on)")
     if not resume:
         check_new_run_dir(run_dir, "calibrate.run_dir", "calibrate")
+    elif not settings.report_only:
+        check_writable(run_dir, "resume")
     if not settings.report_only:
         plan.ladder.prepare_inputs()  # input errors before a new run directory exists
     with RunLock(run_dir):
         run_id = (previous or {}).get("run_id") or settings.run_id or uuid.uuid4().hex[:8]
         spec = merge_spec(previous, plan, settings, run_id, command)
         hashes = {name: entry["hash"] for name, entry in spec["rungs"].items()}
+        if resume and not settings.report_only and (line := repair_torn_tail(run_dir / TABLE_FILE)):
+            print(f"warning: {line}", flush=True)
         rows = read_rows(run_dir) if resume and (run_dir / TABLE_FILE).is_file() else []
         for row in rows:
             if row.rung in hashes and row.rung_hash and row.rung_hash != hashes[row.rung]:
                 raise ConfigError(f"{run_dir / TABLE_FILE}: a row of rung {row.rung!r} has config hash "
                                   f"{row.rung_hash}, not {hashes[row.rung]}; the table mixes two versions of that rung")
         if settings.report_only:
+            if not rows:
+                raise ConfigError(f"resume={str(run_dir)!r}: the table has no rows yet; nothing to report (the "
+                                  "report there is left as it was)")
             return write_report(run_dir, previous, rows, settings.bootstrap)
 
         done = {r.key for r in rows if r.status == "ok"}

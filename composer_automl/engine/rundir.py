@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from composer_automl.config import ConfigError
+from composer_automl.files import check_writable
 
 LOCK_FILE = ".lock"
 
@@ -20,18 +21,6 @@ LOCK_FILE = ".lock"
 def default_run_dir(kind: str) -> Path:
     """``runs/<kind>-<time>``."""
     return Path("runs") / time.strftime(f"{kind}-%Y%m%d-%H%M%S")
-
-
-def check_writable(path: Path, key: str) -> None:
-    """Refuse a path that is a file where a folder belongs, or a folder this process cannot create or write."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"={str(path)!r} is a file, not a folder", key=key)
-    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise ConfigError(f"={str(path)!r}: {str(existing)!r} is a file, not a folder", key=key)
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"={str(path)!r}: cannot write in {str(existing)!r} (permission denied)", key=key)
 
 
 def check_new_run_dir(run_dir: Path, key: str, command: str) -> None:

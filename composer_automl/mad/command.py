@@ -65,16 +65,20 @@ def format_table(result: MADResult) -> str:
     return "\n".join(lines)
 
 
-def mad_task(cfg: DictConfig) -> MADResult:
-    top = {k: v for k, v in cfg.items() if k != "fidelity"}
-    command = to_dataclass(MADCommandConfig, top)
+def prepare(cfg: DictConfig) -> tuple[MADCommandConfig, Pattern, str, MADConfig]:
+    """The validated command settings, pattern, rung name and rung config (no side effects)."""
+    command = to_dataclass(MADCommandConfig, {k: v for k, v in cfg.items() if k != "fidelity"})
     try:
         pattern = Pattern.parse(command.pattern)
     except PatternError as err:
         raise ConfigError(f": {err}", key="pattern") from None
+    rung_name = HydraConfig.get().runtime.choices.get("fidelity", "fidelity")
+    return command, pattern, rung_name, load_mad_rung(rung_name, cfg.fidelity)
+
+
+def mad_task(cfg: DictConfig) -> MADResult:
+    command, pattern, rung_name, config = prepare(cfg)
     hydra_cfg = HydraConfig.get()
-    rung_name = hydra_cfg.runtime.choices.get("fidelity", "fidelity")
-    config = load_mad_rung(rung_name, cfg.fidelity)
     if command.threads:
         torch.set_num_threads(command.threads)
     out_dir = Path(hydra_cfg.runtime.output_dir).resolve()
@@ -89,4 +93,4 @@ def mad_task(cfg: DictConfig) -> MADResult:
 
 
 def main(argv: list[str]) -> None:
-    run_hydra_app("mad", mad_task, argv)
+    run_hydra_app("mad", mad_task, argv, validate=prepare)

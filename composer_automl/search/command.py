@@ -27,11 +27,11 @@ from omegaconf import DictConfig
 from composer_automl.adapters.hydra import typed_keys
 from composer_automl.cli import run_hydra_app
 from composer_automl.config import ConfigError, to_dataclass
-from composer_automl.engine.ladder import ladder_from_mapping
+from composer_automl.engine.ladder import Ladder, ladder_from_mapping
 from composer_automl.engine.pool import PoolSettings, RunAborted
 from composer_automl.engine.rundir import default_run_dir
-from composer_automl.search.run import RUN_FILE, SearchSettings, check_run_dir, run_search
-from composer_automl.spaces import command_line_sources_win, space_from_mapping
+from composer_automl.search.run import RUN_FILE, SearchSettings, check_run_dir, check_search, run_search
+from composer_automl.spaces import SearchSpace, command_line_sources_win, space_from_mapping
 
 OPERATIONAL = frozenset(f.name for f in dataclasses.fields(PoolSettings))
 """Settings a resume may change (how the work is spread); the others define the search being continued."""
@@ -48,6 +48,17 @@ def read_saved(run_dir: Path) -> dict:
 
 
 def task(cfg: DictConfig) -> None:
+    settings, space, ladder, run_dir = prepare(cfg)
+    try:
+        run_search(settings, space, ladder, run_dir, resume=bool(cfg.resume))
+    except RunAborted as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+def prepare(cfg: DictConfig) -> tuple[SearchSettings, SearchSpace, Ladder, Path | None]:
+    """The validated settings, space, ladder and run directory of a search (no side effects; the run directory
+    is None for a job of a sweep being pre-checked, whose folder Hydra makes later)."""
     unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS)
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in search config; allowed: {sorted(TOP_LEVEL_KEYS)}")
@@ -73,24 +84,27 @@ def task(cfg: DictConfig) -> None:
         name = HydraConfig.get().runtime.choices.get("fidelity") or "fidelity"
         ladder = ladder_from_mapping(str(name), cfg.fidelity)
         run_dir = Path(settings.run_dir) if settings.run_dir else _default_run_dir()
-        settings = dataclasses.replace(settings, run_dir=str(run_dir))
-    try:
-        run_search(settings, space, ladder, run_dir, resume=bool(cfg.resume))
-    except RunAborted as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        settings = dataclasses.replace(settings, run_dir=str(run_dir) if run_dir else None)
+    return settings, space, ladder, run_dir
 
 
-def _default_run_dir() -> Path:
-    """``runs/search-<time>``; in a ``-m`` sweep, the job's own folder (``hydra.sweep.dir/<job number>``)."""
+def validate(cfg: DictConfig) -> None:
+    """A sweep job's checks before any job starts: its config and everything the search refuses up front."""
+    settings, space, ladder, _ = prepare(cfg)
+    check_search(settings, space, ladder)
+
+
+def _default_run_dir() -> Path | None:
+    """``runs/search-<time>``; in a ``-m`` sweep, the job's own folder (``hydra.sweep.dir/<job number>``; None
+    before Hydra made it)."""
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        return Path(hydra_cfg.runtime.output_dir)
+        return Path(hydra_cfg.runtime.output_dir) if hydra_cfg.runtime.output_dir else None
     return default_run_dir("search")
 
 
 def main(argv: list[str]) -> None:
     try:
-        run_hydra_app("search", task, argv)
+        run_hydra_app("search", task, argv, validate=validate)
     except KeyboardInterrupt:  # run_search has printed where the run is and how to resume it
         sys.exit(130)

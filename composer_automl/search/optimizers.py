@@ -2,8 +2,9 @@
 
 :class:`SearchProposer` wraps an ask/tell optimizer with the search's bookkeeping:
 
-- every new configuration is drawn until its pattern satisfies the space's constraints,
-  converted to plain values and logged to ``configs.jsonl`` with its origin (model or random);
+- every new configuration is drawn until its pattern satisfies the space's constraints and was not
+  sampled at that budget before (a repeat would rerun the same seeded trial), converted to plain
+  values and logged to ``configs.jsonl`` with its origin (model or random);
 - a resumed run replays its logs: each logged configuration is drawn again under the same
   id (so the optimizer's random state continues where it was) and replaced by the logged
   one, and every finished trial is told from ``trials.jsonl`` instead of being run again;
@@ -32,7 +33,9 @@ from composer_automl.spaces import SearchSpace
 log = logging.getLogger("composer_automl.search")
 
 SAMPLER_TRIES = 50
-"""Optimizer proposals tried before falling back to uniform sampling of valid patterns."""
+"""Optimizer proposals tried before falling back to uniform sampling of valid, unseen configurations."""
+MAX_UNIFORM_DRAWS = 2000
+"""Uniform draws tried for a configuration not yet sampled at the budget before a repeat is allowed."""
 
 
 def trial_id(config_id: JobId, budget: float) -> str:
@@ -68,33 +71,47 @@ class SearchProposer:
         self.optimizer = SuccessiveHalving(optimizer, space.configspace, list(ladder.budgets), ladder.eta,
                                            n_iterations, self._sample, bohb)
         self.configs: dict[JobId, dict[str, Any]] = {}
+        self.sampled: dict[float, set[tuple]] = {}
+        """Budget → identities of the configurations sampled there (never proposed again at that budget)."""
         self.picks: dict[JobId, bool] = dict(history.picks)
         self.objectives: dict[JobId, float | None] = {}
         self.t0 = time.time()
 
     # -- the optimizer's new configurations ---------------------------------------------------------
     def _sample(self, config_id: JobId, budget: float, draw) -> tuple[dict[str, Any], dict[str, Any]]:
-        config, info = self._draw_valid(budget, draw)
+        config, info = self._draw_new(budget, draw)
         logged = self.history.configs.get(config_id)
         if logged is not None:  # resumed: the same draw as before, but the logged configuration is the truth
             if logged != config:
                 log.warning("config %s: the resumed optimizer drew %s, the log says %s; keeping the log's",
                             config_id, config, logged)
-            self.configs[config_id] = dict(logged)
-            return dict(logged), {"replayed": True}
-        self.picks[config_id] = bool(info.get("model_based_pick", False))  # hyperband/random say nothing
+            config, info = dict(logged), {"replayed": True}
+        else:
+            self.picks[config_id] = bool(info.get("model_based_pick", False))  # hyperband/random say nothing
+            append_config(self.run_dir, config_id, config, str(self.space.to_pattern(config)), self.picks[config_id])
         self.configs[config_id] = config
-        append_config(self.run_dir, config_id, config, str(self.space.to_pattern(config)), self.picks[config_id])
+        self.sampled.setdefault(float(budget), set()).add(self._identity(config))
         return config, plain(info)
 
-    def _draw_valid(self, budget: float, draw) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The optimizer's proposal, redrawn until its pattern satisfies the constraints (else uniform)."""
+    def _draw_new(self, budget: float, draw) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The optimizer's proposal, redrawn until it satisfies the constraints and was not sampled at this budget
+        before; then uniform draws of such configurations; when the space has none left, a repeat."""
+        seen = self.sampled.get(float(budget), set())
         for _ in range(SAMPLER_TRIES):
             config, info = draw(budget)
             config = plain(dict(config))
-            if self.space.accepts(config):
+            if self.space.accepts(config) and self._identity(config) not in seen:
                 return config, info
-        return plain(dict(self.space.sample(1)[0])), {"model_based_pick": False, "fallback": "uniform valid pattern"}
+        fallback = {"model_based_pick": False, "fallback": "uniform valid configuration"}
+        for _ in range(MAX_UNIFORM_DRAWS):
+            config = plain(dict(self.space.sample(1)[0]))
+            if self._identity(config) not in seen:
+                return config, fallback
+        return config, {**fallback, "repeat": True}
+
+    def _identity(self, config: dict[str, Any]) -> tuple:
+        """What makes two configurations the same trial: the pattern and the searched width."""
+        return (str(self.space.to_pattern(config)), *sorted(vars(self.space.width(config)).items()))
 
     # -- proposer ------------------------------------------------------------------------------------
     def ask(self) -> EvalJob | None:

@@ -6,6 +6,7 @@ the life of the process. Ctrl-C stops everything and leaves a resumable run dire
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -26,11 +27,12 @@ from composer_automl.engine.rundir import RunLock, check_new_run_dir, stopped_me
 from composer_automl.engine.runner import Engine
 from composer_automl.engine.spec import RunSpec
 from composer_automl.extrapolate.scale import STRATEGIES as EXTRAPOLATIONS
-from composer_automl.files import atomic_write_text
+from composer_automl.files import atomic_write_text, check_writable, repair_torn_tail
 from composer_automl.presets import TARGET_SIZES
 from composer_automl.search.front import write_front
 from composer_automl.search.optimizers import History, SearchProposer
-from composer_automl.search.results import SUMMARY_FILE, TrialRecord, read_configs, read_picks, read_trials
+from composer_automl.search.results import (CONFIGS_FILE, SUMMARY_FILE, TRIALS_FILE, TrialRecord, read_configs,
+                                            read_picks, read_trials)
 from composer_automl.spaces import SearchSpace
 from composer_automl.search.summary import format_summary, summarize, write_summary
 
@@ -81,6 +83,14 @@ class SearchSettings(PoolSettings):
         return target_cost(pattern, self.target, self.extrapolate)
 
 
+def check_search(settings: SearchSettings, space: SearchSpace, ladder: Ladder) -> SearchSpace:
+    """Everything about a search that can be refused before it starts; returns the space with the
+    ``search.constraints`` applied."""
+    check_width_reaches_rungs(space, ladder)
+    check_target_fit(space, settings)
+    return constrained_space(space, settings)
+
+
 def planned_trials(optimizer: str, ladder: Ladder, n_iterations: int) -> int:
     """(configuration, budget) trials an undisturbed search of ``n_iterations`` brackets runs."""
     return planned_runs(optimizer, list(ladder.budgets), ladder.eta, n_iterations)
@@ -91,6 +101,7 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     if not resume:
         check_new_run_dir(run_dir, "search.run_dir", "search")
         return
+    check_writable(run_dir, "resume")
     if not (run_dir / RUN_FILE).is_file():
         raise ConfigError(f"resume={str(run_dir)!r} is not a search run directory (no {RUN_FILE})")
     if (run_dir / SUMMARY_FILE).is_file():
@@ -115,13 +126,15 @@ def check_width_reaches_rungs(space: SearchSpace, ladder: Ladder) -> None:
 def run_search(settings: SearchSettings, space: SearchSpace, ladder: Ladder, run_dir: Path,
                resume: bool = False) -> dict[str, Any]:
     """Run (or resume) a search to completion; returns the summary (also written to ``run_dir``)."""
-    check_width_reaches_rungs(space, ladder)
-    space = constrained_space(space, settings)
+    space = check_search(settings, space, ladder)
     check_run_dir(run_dir, resume)
     ladder.prepare_inputs()  # input errors before the run directory exists
     with RunLock(run_dir):
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         if resume:
+            for name in (TRIALS_FILE, CONFIGS_FILE):
+                if line := repair_torn_tail(run_dir / name):
+                    print(f"warning: {line}", flush=True)
             run_id = json.loads((run_dir / RUN_FILE).read_text())["run_id"]
             history = History(read_configs(run_dir), read_picks(run_dir), {r.trial_id: r for r in read_trials(run_dir)})
             print(f"resuming {run_dir}: {len(history.trials)} finished trials will not be run again", flush=True)
@@ -192,6 +205,30 @@ class Progress:
         best = f"{self.best.pattern}@{self.best.budget:g}={self.best.loss:.4f}" if self.best else "-"
         outcome = f"loss={r.loss:.4f} (from the log)" if replayed and r.ok else r.summary()
         print(f"[trial {self.n_done}/{self.n_planned}] budget={r.budget:g} {r.pattern} {outcome} best={best}", flush=True)
+
+
+FIT_SAMPLE = 64
+"""Patterns of a space too large to enumerate that are checked against the target before a search."""
+
+
+def check_target_fit(space: SearchSpace, settings: SearchSettings) -> None:
+    """Every trial is costed at ``search.target``: refuse, before the search, a space whose patterns cannot be
+    extrapolated to it (every pattern of an enumerable space; a seeded sample of a larger one)."""
+    if space.n_searched_patterns <= MAX_COUNTED_PATTERNS:
+        patterns = space.patterns()
+    else:
+        sampler = dataclasses.replace(space, configspace=copy.deepcopy(space.configspace))
+        sampler.configspace.seed(settings.seed)
+        patterns = [space.to_pattern(c) for c in sampler.sample(FIT_SAMPLE)]
+    for pattern in patterns:
+        try:
+            settings.cost_of(pattern)
+        except ConfigError as err:
+            why = f"{pattern}: {err.message}" if len(pattern) <= 24 else \
+                "a pattern that long does not fit the target's size at any depth"
+            raise ConfigError(f"={settings.target}: the search space's {space.n_total}-layer patterns cannot be "
+                              f"costed at it ({why}); choose another search.target or fewer search_space.n_layers",
+                              key="search.target") from None
 
 
 def constrained_space(space: SearchSpace, settings: SearchSettings) -> SearchSpace:

@@ -16,7 +16,7 @@ from composer_automl.export import load_hybrid
 from composer_automl.export.command import main as export_main
 from composer_automl.presets import get_preset
 from composer_automl.train.command import main as train_main
-from datasets import make_dataset
+from indexed_data import make_dataset
 from test_grad_accum import config
 from test_multiprocess import free_port
 
