@@ -65,12 +65,17 @@ class Device:
         return "cuda" if self.accelerator == "gpu" else "cpu"
 
 
+def _key(where: str, field: str) -> str:
+    """The key as the user types it: ``pretrain.accelerator``, or ``accelerator`` for a top-level field (``where=""``)."""
+    return f"{where}.{field}" if where else field
+
+
 def check_fields(accelerator: str, precision: str, where: str, devices: int = 1) -> None:
     """Static check of the three fields (allowed names, devices ≥ 1); no CUDA query."""
-    choice(accelerator, ACCELERATORS, f"{where}.accelerator")
-    choice(precision, PRECISIONS, f"{where}.precision")
+    choice(accelerator, ACCELERATORS, _key(where, "accelerator"))
+    choice(precision, PRECISIONS, _key(where, "precision"))
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        raise ConfigError(f"{where}.devices={devices!r} must be a positive integer")
+        raise ConfigError(f"{_key(where, 'devices')}={devices!r} must be a positive integer")
     if accelerator != "auto" and precision != "auto" and precision not in DEVICE_PRECISIONS[accelerator]:
         raise _precision_error(accelerator, precision, where)
 
@@ -85,21 +90,23 @@ def resolve(accelerator: str, precision: str, where: str, devices: int = 1) -> D
         accelerator = "gpu" if cuda else "cpu"
     if accelerator == "gpu":
         if not cuda:
-            raise ConfigError(f"{where}.accelerator=gpu but no CUDA device is visible; use {where}.accelerator=cpu")
+            raise ConfigError(f"{_key(where, 'accelerator')}=gpu but no CUDA device is visible; "
+                              f"use {_key(where, 'accelerator')}=cpu")
         visible = torch.cuda.device_count()
         if devices > visible:
-            raise ConfigError(f"{where}.devices={devices} but only {visible} CUDA device(s) are visible")
+            raise ConfigError(f"{_key(where, 'devices')}={devices} but only {visible} CUDA device(s) are visible")
     if precision == "auto":
         precision = AUTO_PRECISION[accelerator]
     if precision not in DEVICE_PRECISIONS[accelerator]:
         raise _precision_error(accelerator, precision, where)
     if accelerator == "gpu" and precision.startswith("bf16") and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"{where}.precision={precision} but this GPU has no bfloat16 support; use 16-mixed or 32-true")
+        raise ConfigError(f"{_key(where, 'precision')}={precision} but this GPU has no bfloat16 support; "
+                          "use 16-mixed or 32-true")
     return Device(accelerator, devices, precision)
 
 
 def _precision_error(accelerator: str, precision: str, where: str) -> ConfigError:
     return ConfigError(
-        f"{where}.precision={precision!r} does not run on {accelerator}; "
+        f"{_key(where, 'precision')}={precision!r} does not run on {accelerator}; "
         f"choose one of {list(DEVICE_PRECISIONS[accelerator])} (or auto)"
     )
