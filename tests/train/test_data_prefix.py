@@ -7,7 +7,7 @@ import pytest
 from composer_automl.config import to_dataclass
 from composer_automl.train.command import main, plan
 from composer_automl.train.config import TrainConfig
-from datasets import make_dataset
+from indexed_data import make_dataset
 
 SMALL = ["model=tiny", "trainer.accelerator=cpu", "trainer.seq_len=32", "trainer.micro_batch_size=2"]
 

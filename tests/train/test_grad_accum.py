@@ -14,7 +14,7 @@ import torch
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.train.config import TrainConfig
 from composer_automl.train.data import StepBatchSampler
-from datasets import make_dataset
+from indexed_data import make_dataset
 
 HERE = Path(__file__).resolve().parent
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets import make_dataset
+from indexed_data import make_dataset
 
 HERE = Path(__file__).resolve().parent
 

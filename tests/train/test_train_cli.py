@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from composer_automl.presets import get_preset
 from composer_automl.train.command import main
-from datasets import make_dataset
+from indexed_data import make_dataset
 
 SMALL = ["model=tiny", "trainer.accelerator=cpu", "trainer.seq_len=32", "trainer.micro_batch_size=4",
          "trainer.log_every=1", "trainer.val_every=0", "optim.warmup_steps=2", "optim.lr=3e-3"]
