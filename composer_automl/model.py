@@ -31,22 +31,19 @@ INIT_STD = 0.02
 
 
 class Architecture(Protocol):
-    """What the layers read of a model's architecture (:class:`composer_automl.spec.ModelSpec` has it all)."""
+    """The fields the layers read: :class:`composer_automl.spec.ModelSpec`'s (an hf export's config has them too)."""
 
     pattern: Iterable[str]
     """Layer kinds, one per residual layer (``A``, ``M``)."""
     d_model: int
     n_heads: int
     n_kv_heads: int
-    head_dim: int
     ffn_hidden: int
     vocab_size: int
     max_seq_len: int
     tie_embeddings: bool
     rope_theta: float
     norm_eps: float
-    n_layers: int
-    n_attention_layers: int
 
 
 def rope_tables(head_dim: int, max_seq_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,9 +72,10 @@ class KVCache:
                  dtype: torch.dtype = torch.float32):
         if max_len > spec.max_seq_len:
             raise ValueError(f"cache length {max_len} exceeds max_seq_len={spec.max_seq_len}")
-        shape = (batch, spec.n_kv_heads, max_len, spec.head_dim)
-        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(spec.n_attention_layers)]
-        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(spec.n_attention_layers)]
+        shape = (batch, spec.n_kv_heads, max_len, spec.d_model // spec.n_heads)
+        n_attention = sum(MIXERS[kind] is Attention for kind in spec.pattern)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_attention)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_attention)]
         self.length = 0
 
     @property
@@ -100,8 +98,8 @@ class Attention(nn.Module):
 
     def __init__(self, spec: Architecture):
         super().__init__()
-        self.n_heads, self.n_kv_heads, self.head_dim = spec.n_heads, spec.n_kv_heads, spec.head_dim
-        kv_dim = spec.n_kv_heads * spec.head_dim
+        self.n_heads, self.n_kv_heads, self.head_dim = spec.n_heads, spec.n_kv_heads, spec.d_model // spec.n_heads
+        kv_dim = spec.n_kv_heads * self.head_dim
         self.qkv_proj = nn.Linear(spec.d_model, spec.d_model + 2 * kv_dim, bias=False)
         self.out_proj = nn.Linear(spec.d_model, spec.d_model, bias=False)
         self.cache_slot = 0
@@ -181,14 +179,18 @@ class HybridLM(nn.Module):
             mixer.cache_slot = slot
         self.final_norm = nn.RMSNorm(spec.d_model, eps=spec.norm_eps)
         self.lm_head = None if spec.tie_embeddings else nn.Linear(spec.d_model, spec.vocab_size, bias=False)
-        cos, sin = rope_tables(spec.head_dim, spec.max_seq_len, spec.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.reset_rope()
         self.reset_parameters()
+
+    def reset_rope(self) -> None:
+        """(Re)compute the RoPE tables: buffers outside the state dict, on the embedding's device."""
+        cos, sin = rope_tables(self.spec.d_model // self.spec.n_heads, self.spec.max_seq_len, self.spec.rope_theta)
+        self.register_buffer("rope_cos", cos.to(self.embed.weight.device), persistent=False)
+        self.register_buffer("rope_sin", sin.to(self.embed.weight.device), persistent=False)
 
     def reset_parameters(self) -> None:
         """Apply the documented initialisation (see module docstring)."""
-        residual_std = INIT_STD / math.sqrt(2 * self.spec.n_layers)
+        residual_std = INIT_STD / math.sqrt(2 * len(self.layers))
         for name, module in self.named_modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 std = residual_std if name.endswith(RESIDUAL_OUTPUTS) else INIT_STD

@@ -9,8 +9,9 @@ module registers the classes with ``AutoConfig`` / ``AutoModelForCausalLM`` (mod
 imports only torch, transformers and its sibling ``model``.
 
 Generation keeps HybridLM's own :class:`~composer_automl.model.KVCache` (attention layers
-only) as the cache ``transformers``' ``generate`` hands from step to step; batches are
-unpadded (an attention mask with zeros is refused).
+only, sized for the call) as the cache ``transformers``' ``generate`` hands from step to step
+(the two overridden generation hooks are the only transformers internals used); batches are
+unpadded (an attention mask with zeros is refused) and beam search is not supported.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .model import MIXERS, Attention, HybridLM, KVCache, rope_tables
+from .model import HybridLM, KVCache
 
 
 class HybridConfig(PreTrainedConfig):
@@ -40,7 +41,6 @@ class HybridConfig(PreTrainedConfig):
         "max_position_embeddings": "max_seq_len",
         "rms_norm_eps": "norm_eps",
         "tie_word_embeddings": "tie_embeddings",
-        "num_hidden_layers": "n_layers",
     }
 
     pattern: str | None = None
@@ -58,16 +58,8 @@ class HybridConfig(PreTrainedConfig):
     """Where the weights came from and the tokenizer they were trained with (written by the exporter)."""
 
     @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    @property
-    def n_layers(self) -> int:
+    def num_hidden_layers(self) -> int:
         return len(self.pattern)
-
-    @property
-    def n_attention_layers(self) -> int:
-        return sum(MIXERS[kind] is Attention for kind in self.pattern)
 
 
 class HybridForCausalLM(PreTrainedModel, GenerationMixin):
@@ -83,17 +75,19 @@ class HybridForCausalLM(PreTrainedModel, GenerationMixin):
         self.model = HybridLM(config)
         self.post_init()
 
-    @classmethod
-    def _supports_default_dynamic_cache(cls) -> bool:
-        return False  # HybridLM keeps its own KVCache (attention layers only)
+    def _prepare_cache_for_generation(self, generation_config, model_kwargs: dict, generation_mode,
+                                      batch_size: int, max_cache_length: int) -> None:
+        """transformers' hook before generating: instead of its cache, the length of HybridLM's KVCache that the
+        first forward pass starts (attention layers only, sized for this call)."""
+        if generation_config.num_beams > 1:
+            raise ValueError("HybridForCausalLM does not do beam search (its cache cannot be reordered)")
+        if generation_config.use_cache is not False:
+            model_kwargs["cache_length"] = min(max_cache_length, self.config.max_seq_len)
 
     def _init_weights(self, module: torch.nn.Module) -> None:
         # Loaded weights are never re-initialised; the RoPE tables are buffers outside the checkpoint.
         if isinstance(module, HybridLM):
-            cos, sin = rope_tables(self.config.head_dim, self.config.max_seq_len, self.config.rope_theta)
-            with torch.no_grad():
-                module.rope_cos.copy_(cos)
-                module.rope_sin.copy_(sin)
+            module.reset_rope()
         else:
             super()._init_weights(module)
 
@@ -104,19 +98,19 @@ class HybridForCausalLM(PreTrainedModel, GenerationMixin):
         return self.model.lm_head  # None when tied: the head reads the embedding matrix
 
     def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
-                cache: KVCache | None = None, use_cache: bool | None = None,
+                cache: KVCache | None = None, cache_length: int | None = None,
                 labels: torch.LongTensor | None = None, **kwargs) -> CausalLMOutputWithPast:
-        """Logits (B, T, V) of ``input_ids`` (B, T), continuing ``cache`` when given.
+        """Logits (B, T, V) of ``input_ids`` (B, T), continuing ``cache`` (filled by earlier calls) when given.
 
-        ``use_cache`` starts a :class:`KVCache` (``max_seq_len`` long) when none is passed;
-        ``labels`` (B, T) give the mean next-token cross-entropy (``-100`` ignored).
+        ``cache_length`` (from ``generate``) starts a :class:`KVCache` of that many tokens when there is
+        none yet; ``labels`` (B, T) give the mean next-token cross-entropy (``-100`` ignored).
         """
         if attention_mask is not None and not bool(attention_mask.all()):
             raise ValueError("HybridForCausalLM does not take padded batches (attention_mask has zeros); "
                              "run sequences of equal length or one at a time")
-        if cache is None and use_cache:
+        if cache is None and cache_length:
             param = self.model.embed.weight
-            cache = KVCache(self.config, input_ids.shape[0], self.config.max_seq_len, param.device, param.dtype)
+            cache = KVCache(self.config, input_ids.shape[0], cache_length, param.device, param.dtype)
         logits = self.model(input_ids, cache)  # (B, T, V)
         loss = None
         if labels is not None:
@@ -124,12 +118,12 @@ class HybridForCausalLM(PreTrainedModel, GenerationMixin):
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache)
 
     def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, cache: KVCache | None = None,
-                                      attention_mask: torch.Tensor | None = None, **kwargs) -> dict:
+                                      attention_mask: torch.Tensor | None = None, cache_length: int | None = None,
+                                      **kwargs) -> dict:
         """Feed only the tokens the cache has not seen (all of them on the first step)."""
         if cache is not None:
             input_ids = input_ids[:, cache.length:]
-        return {"input_ids": input_ids, "cache": cache, "attention_mask": attention_mask,
-                "use_cache": kwargs.get("use_cache", True)}
+        return {"input_ids": input_ids, "cache": cache, "attention_mask": attention_mask, "cache_length": cache_length}
 
 
 HybridConfig.register_for_auto_class()

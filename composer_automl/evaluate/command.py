@@ -59,6 +59,8 @@ def plan(config: EvaluateConfig) -> Plan:
     out = Path(config.out) if config.out else Path("runs") / f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists():
         raise ConfigError(f"out={str(out)!r} already exists; choose a new folder")
+    if config.tasks:
+        require_lm_eval(config.tasks)
     exports = open_models(config.models)
     runtime = resolve_runtime(config.accelerator, config.precision)
     text = None
@@ -75,7 +77,6 @@ def plan(config: EvaluateConfig) -> Plan:
                                   f"max_seq_len={e.spec.max_seq_len}")
     manager = None
     if config.tasks:
-        require_lm_eval(config.tasks)
         from composer_automl.evaluate.harness import check_tasks
 
         manager = check_tasks(config.tasks)

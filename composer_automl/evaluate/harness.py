@@ -34,8 +34,9 @@ from lm_eval.tasks import TaskManager
 from tqdm import tqdm
 
 from composer_automl.config import ConfigError
-from composer_automl.evaluate.models import LoadedModel, load_model, open_models, resolve_runtime
+from composer_automl.evaluate.models import LoadedModel, load_model, resolve_runtime
 from composer_automl.evaluate.scoring import score, text_loglikelihood
+from composer_automl.export.files import open_export
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 """The shipped offline tasks (``py_cloze``): task YAMLs over JSON files in the package."""
@@ -64,7 +65,7 @@ class HarnessLM(TemplateLM):
         else:  # by name through lm-eval: lm-eval's `device` (cpu, cuda, cuda:0) picks the accelerator
             if device is not None:
                 accelerator = "gpu" if str(device).startswith("cuda") else "cpu"
-            [exported] = open_models([pretrained])
+            exported = open_export(pretrained, "pretrained")
             self.lm = load_model(Path(pretrained).name, exported, resolve_runtime(accelerator, precision))
         self.batch_size, self.max_gen_toks = int(batch_size), max_gen_toks
         self._device = self.lm.runtime.device
@@ -120,7 +121,7 @@ class HarnessLM(TemplateLM):
             unsupported = sorted(set(kwargs) - SUPPORTED_GEN_KWARGS)
             if unsupported:
                 warnings.warn(f"composer-automl ignores generation settings {unsupported}", stacklevel=2)
-            until = tuple(handle_stop_sequences(kwargs["until"], eos=None))
+            until = tuple(s for s in handle_stop_sequences(kwargs["until"], eos=None) if s)  # '' stops nothing
             max_new = min(kwargs["max_gen_toks"], self.max_length - 1)
             temperature = float(kwargs.get("temperature", 0.0)) if kwargs.get("do_sample") else 0.0
             tokens = self.tok_encode(context)[-(self.max_length - max_new):]  # left-truncated, room for max_new
@@ -190,6 +191,9 @@ def task_manager(tasks: list[str]) -> TaskManager:
 
 def check_tasks(tasks: list[str]) -> TaskManager:
     """ConfigError naming ``tasks`` for an unknown name or a task whose data lm-eval cannot load; before any work."""
+    missing = [name for name in tasks if name.endswith((".yaml", ".yml")) and not Path(name).is_file()]
+    if missing:
+        raise ConfigError(f"tasks: {missing[0]!r} names a task YAML file that does not exist")
     manager = task_manager(tasks)
     for name in tasks:
         if name not in manager.all_tasks and not Path(name).is_file():

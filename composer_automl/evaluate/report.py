@@ -140,7 +140,7 @@ def figure(report: Report) -> Figure:
                 errs = None
             else:
                 values = [r.values[m] if r.values[m] is not None else float("nan") for r in rows]
-                errs = [(r.stderr[m] if r.stderr and r.stderr[m] is not None else 0.0) for r in rows]
+                errs = [r.stderr[m] or 0.0 for r in rows] if any(r.stderr for r in rows) else None
             xs = [i + (m - (len(names) - 1) / 2) * width for i in range(len(rows))]
             ax.bar(xs, values, width, yerr=errs, capsize=3, label=name)
         ax.set_xticks(range(len(rows)), [r.name for r in rows], rotation=30, ha="right", fontsize=8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from composer_automl.data.tokenizers import ByteTokenizer, build_tokenizer
 from composer_automl.export.command import ExportConfig, check
 from composer_automl.export.command import main as export_main
 from composer_automl.export.files import open_export
+from composer_automl.spec import ModelSpec
 from exports import SPEC, TEXTS, bare_export, make_bpe_tokenizer, make_export
 
 transformers = pytest.importorskip("transformers")
@@ -32,9 +34,23 @@ def test_byte_level_tokenizer_json_encodes_exactly_like_the_byte_tokenizer():
     assert tokenizer.token_to_id("<|endoftext|>") == ByteTokenizer.eod_id
 
 
+def test_hf_config_carries_every_model_spec_field_under_its_name():
+    """HybridConfig (which cannot import ModelSpec: it travels in hf folders) has ModelSpec's fields, the usual
+    transformers aliases read them, and the layers build from it alone."""
+    from composer_automl.export.hf import hf_config
+    from composer_automl.model import HybridLM
+
+    config = hf_config(SPEC, {}, 256)
+    assert {f.name for f in dataclasses.fields(ModelSpec)} <= {f.name for f in dataclasses.fields(type(config))}
+    assert (config.hidden_size, config.num_attention_heads, config.num_key_value_heads, config.intermediate_size,
+            config.max_position_embeddings, config.num_hidden_layers) == (32, 2, 1, 64, 64, 4)
+    assert sum(p.numel() for p in HybridLM(config).parameters()) == SPEC.num_params()
+
+
 def test_native_to_hf_conversion_keeps_weights_and_tokenizer(tmp_path):
-    """A native export converts to hf: transformers' model (registered auto class) gives HybridLM's logits,
-    AutoTokenizer the byte ids, and open_export reads the hf folder back to the same weights and spec."""
+    """A native export converts to hf: transformers' model (registered auto class) gives HybridLM's logits
+    and, KV-cached, its greedy tokens; AutoTokenizer gives the byte ids; open_export reads the hf folder back
+    to the same weights and spec."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import composer_automl.modeling_hybrid  # noqa: F401  (registers composer-hybrid with the auto classes)
@@ -53,6 +69,12 @@ def test_native_to_hf_conversion_keeps_weights_and_tokenizer(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(idx).logits, model(idx), rtol=1e-5, atol=1e-5)
     assert AutoTokenizer.from_pretrained(hf)("héllo ☃").input_ids == list("héllo ☃".encode())
+
+    prompt = idx[:1, :10]  # generate(): HybridLM's greedy tokens, through its KV cache of the attention layers only
+    out = loaded.generate(prompt, max_new_tokens=8, do_sample=False, return_dict_in_generate=True)
+    n = out.sequences.shape[1]  # transformers stops early only at the end-of-document token
+    assert torch.equal(out.sequences, model.generate(prompt, 8, temperature=0.0)[:, :n])
+    assert out.cache.length == n - 1 and out.cache.nbytes == SPEC.kv_cache_bytes(10 + 8 - 1, dtype="float32")
 
     back = open_export(hf)
     assert back.format == "hf" and back.spec == SPEC
