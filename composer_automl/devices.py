@@ -24,7 +24,9 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
 from composer_automl.config import ConfigError, choice
 
@@ -110,3 +112,18 @@ def _precision_error(accelerator: str, precision: str, where: str) -> ConfigErro
         f"{_key(where, 'precision')}={precision!r} does not run on {accelerator}; "
         f"choose one of {list(DEVICE_PRECISIONS[accelerator])} (or auto)"
     )
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch intra-op threads (0: torch's default), restored afterwards. One thread avoids OpenMP
+    oversubscription where processes share cores (tiny models ran ~10× slower with two threads on a busy 2-core box)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

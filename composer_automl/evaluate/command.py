@@ -8,8 +8,6 @@ report (:mod:`composer_automl.evaluate.report`) written under a temporary name a
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -19,11 +17,13 @@ from typing import Any, Callable, Optional
 import torch
 from omegaconf import DictConfig
 
+from composer_automl import devices
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.evaluate import efficiency, heldout
 from composer_automl.evaluate.config import EvaluateConfig
 from composer_automl.evaluate.models import LoadedModel, Runtime, load_model, open_models, resolve_runtime
 from composer_automl.evaluate.report import Report, Row, markdown, write
+from composer_automl.files import atomic_dir
 from composer_automl.export.files import ExportedModel
 
 HELDOUT_METRICS = {"loss": False, "perplexity": False, "bits_per_byte": False, "tokens": None, "bytes": None}
@@ -85,6 +85,14 @@ def plan(config: EvaluateConfig) -> Plan:
 
 def evaluate(p: Plan, log: Callable[[str], None] = print) -> Report:
     """Run every part for every model and write the report into ``p.out``; return it."""
+    with devices.cpu_threads(p.config.cpu_threads):
+        report = _measure(p, log)
+    with atomic_dir(p.out) as folder:
+        write(report, folder)
+    return report
+
+
+def _measure(p: Plan, log: Callable[[str], None]) -> Report:
     start = time.perf_counter()
     c = p.config
     torch.manual_seed(c.seed)
@@ -101,18 +109,8 @@ def evaluate(p: Plan, log: Callable[[str], None] = print) -> Report:
     if c.tasks:
         rows += _task_rows(models, p, log)
     rows += _efficiency_rows(models, c, log)
-    report = Report(models=[_describe(m) for m in models], runtime=efficiency.describe_runtime(p.runtime),
-                    settings=asdict(c), rows=rows, wall_s=time.perf_counter() - start)
-    tmp = p.out.with_name(f".{p.out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        write(report, tmp)
-        os.replace(tmp, p.out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return report
+    return Report(models=[_describe(m) for m in models], runtime=efficiency.describe_runtime(p.runtime),
+                  settings=asdict(c), rows=rows, wall_s=time.perf_counter() - start)
 
 
 def _heldout_rows(models: list[LoadedModel], text: heldout.HeldoutText, c: EvaluateConfig,

@@ -89,6 +89,8 @@ class EvaluateConfig:
     """``cpu`` | ``gpu`` | ``auto`` (gpu when CUDA is visible)."""
     precision: str = "auto"
     """``32-true`` | ``bf16-true`` | ``bf16-mixed`` | ``16-mixed`` (GPU) | ``auto`` (bf16-mixed on GPU, fp32 on CPU)."""
+    cpu_threads: int = 0
+    """torch intra-op threads (0: torch's default; 1 where other processes share the cores)."""
     efficiency: EfficiencyConfig = field(default_factory=EfficiencyConfig)
     out: Optional[str] = None
     """New report folder (null: ``runs/evaluate-<time>``)."""
@@ -110,6 +112,8 @@ class EvaluateConfig:
         for name in ("batch_size", "max_gen_toks"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.cpu_threads < 0:
+            raise ConfigError(f"cpu_threads={self.cpu_threads} must be >= 0 (0: torch's default)")
         devices.check_fields(self.accelerator, self.precision, "")  # `auto` is resolved on the machine, before work
 
     @property

@@ -17,7 +17,6 @@ before work; the folder is written under a temporary name and renamed when compl
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from composer_automl.cli import run_hydra_app
 from composer_automl.config import ConfigError, choice, to_dataclass
 from composer_automl.data.tokenizers import TOKENIZERS, Tokenizer, build_tokenizer
 from composer_automl.export.files import FORMATS, SPEC, TOKENIZER, WEIGHTS, open_export, tokenizer_record
+from composer_automl.files import atomic_dir
 from composer_automl.spec import ModelSpec
 
 
@@ -157,22 +157,14 @@ def export(config: ExportConfig) -> Path:
     source = check(config)
     weights = source.read_weights()
     info = {**source.info, "tokenizer": tokenizer_record(source.tokenizer)}
-    out = Path(config.out)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(config.out) as folder:
         if config.format == "hf":
             from composer_automl.export.hf import write_hf
 
-            write_hf(tmp, source.spec, weights, source.tokenizer, source.tokenizer_file, info)
+            write_hf(folder, source.spec, weights, source.tokenizer, source.tokenizer_file, info)
         else:
-            _write_native(tmp, source, weights, info)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+            _write_native(folder, source, weights, info)
+    return Path(config.out)
 
 
 def _write_native(folder: Path, source: Source, weights: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
