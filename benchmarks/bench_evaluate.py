@@ -87,6 +87,7 @@ def transformers_heldout_loss(folder: str, root: Path, text, batch_size: int, ru
 def main() -> None:
     args = parse_args()
     from composer_automl.config import to_dataclass
+    from composer_automl.devices import cpu_threads
     from composer_automl.evaluate.command import evaluate, plan
     from composer_automl.evaluate.config import EvaluateConfig
     from composer_automl.evaluate.report import markdown
@@ -124,7 +125,8 @@ def main() -> None:
                     print(f"ratio_{row.name}_{names[1]}_over_{names[0]}: {row.values[1] / row.values[0]:.3f}")
         losses = {r.name: r.values for r in report.rows if r.section == "held-out"}["loss"]
         for folder, name, ours in zip(models, names, losses):
-            theirs = transformers_heldout_loss(folder, root, checked.text, config.batch_size, checked.runtime)
+            with cpu_threads(config.cpu_threads):
+                theirs = transformers_heldout_loss(folder, root, checked.text, config.batch_size, checked.runtime)
             print(f"heldout_loss_ours/{name}: {ours:.7f}")
             print(f"heldout_loss_transformers/{name}: {theirs:.7f}")
             print(f"heldout_loss_abs_diff/{name}: {abs(theirs - ours):.2e}")

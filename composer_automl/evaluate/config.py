@@ -89,8 +89,9 @@ class EvaluateConfig:
     """``cpu`` | ``gpu`` | ``auto`` (gpu when CUDA is visible)."""
     precision: str = "auto"
     """``32-true`` | ``bf16-true`` | ``bf16-mixed`` | ``16-mixed`` (GPU) | ``auto`` (bf16-mixed on GPU, fp32 on CPU)."""
-    cpu_threads: int = 0
-    """torch intra-op threads (0: torch's default; 1 where other processes share the cores)."""
+    cpu_threads: int = 1
+    """torch intra-op threads (1, as ``pretrain``: small models gain nothing from more and lose much when
+    processes share cores; 0: torch's default, for large models on a dedicated CPU machine)."""
     efficiency: EfficiencyConfig = field(default_factory=EfficiencyConfig)
     out: Optional[str] = None
     """New report folder (null: ``runs/evaluate-<time>``)."""
