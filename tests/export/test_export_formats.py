@@ -35,13 +35,17 @@ def test_byte_level_tokenizer_json_encodes_exactly_like_the_byte_tokenizer():
 
 
 def test_hf_config_carries_every_model_spec_field_under_its_name():
-    """HybridConfig (which cannot import ModelSpec: it travels in hf folders) has ModelSpec's fields, the usual
-    transformers aliases read them, and the layers build from it alone."""
+    """model.py and HybridConfig (which cannot import ModelSpec: they travel in hf folders) declare exactly
+    ModelSpec's fields, the usual transformers aliases read them, and the layers build from the config alone."""
     from composer_automl.export.hf import hf_config
     from composer_automl.model import HybridLM
 
+    from composer_automl.model import Architecture
+
     config = hf_config(SPEC, {}, 256)
-    assert {f.name for f in dataclasses.fields(ModelSpec)} <= {f.name for f in dataclasses.fields(type(config))}
+    spec_fields = {f.name for f in dataclasses.fields(ModelSpec)}
+    assert set(Architecture.__annotations__) == spec_fields  # what the layers read: ModelSpec's fields, no more
+    assert spec_fields <= {f.name for f in dataclasses.fields(type(config))}
     assert (config.hidden_size, config.num_attention_heads, config.num_key_value_heads, config.intermediate_size,
             config.max_position_embeddings, config.num_hidden_layers) == (32, 2, 1, 64, 64, 4)
     assert sum(p.numel() for p in HybridLM(config).parameters()) == SPEC.num_params()
