@@ -97,7 +97,7 @@ def _measure(p: Plan, log: Callable[[str], None]) -> Report:
     c = p.config
     torch.manual_seed(c.seed)
     models = []
-    for i, (name, exported) in enumerate(zip(c.column_names, p.exports)):
+    for name, exported in zip(c.column_names, p.exports):
         model = load_model(name, exported, p.runtime)
         log(f"[{name}] {exported.format} export {exported.folder}: {exported.spec.pattern} "
             f"({exported.spec.num_params():,} params, {model.tokenizer.name} tokenizer) on "
