@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import time
 
 import torch
 
 from composer_automl.extrapolate.fit import fit_depth
-from composer_automl.model import HybridLM, KVCache
+from composer_automl.evaluate.efficiency import time_generation
+from composer_automl.model import HybridLM
 from composer_automl.patterns import Pattern
 from composer_automl.spec import ModelSpec
 
@@ -60,30 +60,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-@torch.inference_mode()
-def run_once(model: HybridLM, prompt: torch.Tensor, n_decode: int, device: str) -> tuple[float, float, int]:
-    """(prefill seconds, mean decode seconds per token, allocated cache bytes) of one generation."""
-    param = model.embed.weight
-    cache = KVCache(model.spec, prompt.shape[0], prompt.shape[1] + n_decode, param.device, param.dtype)
-    _sync(device)
-    start = time.perf_counter()
-    logits = model(prompt, cache)[:, -1]
-    _sync(device)
-    prefill = time.perf_counter() - start
-    token = logits.argmax(-1, keepdim=True)
-    start = time.perf_counter()
-    for _ in range(n_decode):
-        token = model(token, cache)[:, -1].argmax(-1, keepdim=True)
-    _sync(device)
-    decode = (time.perf_counter() - start) / max(n_decode, 1)
-    return prefill, decode, cache.nbytes
-
-
 def build(spec: ModelSpec, device: str) -> HybridLM:
     torch.manual_seed(0)
     return HybridLM(spec).to(device=device, dtype=DTYPES[device]).eval()
@@ -97,10 +73,10 @@ def measure(device: str, specs: dict[str, ModelSpec], contexts: list[int], args:
         prompt = prompt.to(device)
         best: dict[str, tuple[float, float, int]] = {}
         for name, model in models.items():  # warm-up
-            run_once(model, prompt[:, : min(T, 16)], 1, device)
+            time_generation(model, prompt[:, : min(T, 16)], 1)
         for _ in range(args.reps):
             for name, model in models.items():
-                result = run_once(model, prompt, args.decode, device)
+                result = time_generation(model, prompt, args.decode)
                 if name not in best or result[0] + result[1] < best[name][0] + best[name][1]:
                     best[name] = result
         for name, (prefill, decode, nbytes) in best.items():

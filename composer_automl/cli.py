@@ -39,7 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extrapolate": ("composer_automl.extrapolate.command", "scale a pattern to a 350M/1B/3B spec"),
     "train": ("composer_automl.train.command", "train a model spec (tensor parallel, multi-node)"),
     "generate": ("composer_automl.generate.command", "continue a prompt with a trained model (KV-cached)"),
-    "export": ("composer_automl.export.command", "write a training checkpoint as one HybridLM (safetensors)"),
+    "export": ("composer_automl.export.command", "write a training checkpoint as one HybridLM (native or hf)"),
+    "evaluate": ("composer_automl.evaluate.command", "compare exported models: held-out loss, lm-eval tasks, latency"),
 }
 """Subcommand → (module defining ``main(argv)``, one-line help)."""
 

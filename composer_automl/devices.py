@@ -26,7 +26,9 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
 from composer_automl.config import ConfigError, choice
 
@@ -99,3 +101,18 @@ def resolve(accelerator: str, precision: str, devices: int = 1) -> Device:
 def _precision_error(accelerator: str, precision: str) -> ConfigError:
     return ConfigError(f"={precision!r} does not run on {accelerator}; "
                        f"choose one of {list(DEVICE_PRECISIONS[accelerator])} (or auto)", key="precision")
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch intra-op threads (0: torch's default), restored afterwards. One thread avoids OpenMP
+    oversubscription where processes share cores (tiny models ran ~10× slower with two threads on a busy 2-core box)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

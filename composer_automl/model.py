@@ -11,20 +11,39 @@ SwiGLU down) are N(0, 0.02/√(2·n_layers)); RMSNorm weights are ones.
 Inference: :meth:`HybridLM.generate` decodes with a :class:`KVCache` that only the
 attention layers hold (an ``M`` layer needs no past), so a pattern's cache is
 ``n_attention_layers / n_layers`` of a Llama-style model's at the same depth.
+
+This module imports nothing of ours: a Hugging Face export carries a copy of it beside its
+modeling file (:mod:`composer_automl.modeling_hybrid`), so ``trust_remote_code`` loads the
+same layers without this package. The layers read their sizes from any object with the
+fields of :class:`Architecture` (a :class:`~composer_automl.spec.ModelSpec`, or the export's config).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Iterable, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from composer_automl.spec import ModelSpec
-
 INIT_STD = 0.02
+
+
+class Architecture(Protocol):
+    """The fields the layers read: :class:`composer_automl.spec.ModelSpec`'s (an hf export's config has them too)."""
+
+    pattern: Iterable[str]
+    """Layer kinds, one per residual layer (``A``, ``M``)."""
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    ffn_hidden: int
+    vocab_size: int
+    max_seq_len: int
+    tie_embeddings: bool
+    rope_theta: float
+    norm_eps: float
 
 
 def rope_tables(head_dim: int, max_seq_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,13 +68,14 @@ class KVCache:
     hold nothing, so the cache's bytes are those of the pattern's attention layers only.
     """
 
-    def __init__(self, spec: ModelSpec, batch: int, max_len: int, device: torch.device | str = "cpu",
+    def __init__(self, spec: Architecture, batch: int, max_len: int, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32):
         if max_len > spec.max_seq_len:
             raise ValueError(f"cache length {max_len} exceeds max_seq_len={spec.max_seq_len}")
-        shape = (batch, spec.n_kv_heads, max_len, spec.head_dim)
-        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(spec.n_attention_layers)]
-        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(spec.n_attention_layers)]
+        shape = (batch, spec.n_kv_heads, max_len, spec.d_model // spec.n_heads)
+        n_attention = sum(MIXERS[kind] is Attention for kind in spec.pattern)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_attention)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_attention)]
         self.length = 0
 
     @property
@@ -76,10 +96,10 @@ class KVCache:
 class Attention(nn.Module):
     """Causal grouped-query self-attention with RoPE through SDPA."""
 
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: Architecture):
         super().__init__()
-        self.n_heads, self.n_kv_heads, self.head_dim = spec.n_heads, spec.n_kv_heads, spec.head_dim
-        kv_dim = spec.n_kv_heads * spec.head_dim
+        self.n_heads, self.n_kv_heads, self.head_dim = spec.n_heads, spec.n_kv_heads, spec.d_model // spec.n_heads
+        kv_dim = spec.n_kv_heads * self.head_dim
         self.qkv_proj = nn.Linear(spec.d_model, spec.d_model + 2 * kv_dim, bias=False)
         self.out_proj = nn.Linear(spec.d_model, spec.d_model, bias=False)
         self.cache_slot = 0
@@ -111,7 +131,7 @@ class Attention(nn.Module):
 class SwiGLU(nn.Module):
     """SwiGLU MLP: down(silu(gate(x)) * up(x)), gate and up fused in one matmul."""
 
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: Architecture):
         super().__init__()
         self.gate_up_proj = nn.Linear(spec.d_model, 2 * spec.ffn_hidden, bias=False)
         self.down_proj = nn.Linear(spec.ffn_hidden, spec.d_model, bias=False)
@@ -122,7 +142,7 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(gate) * up)
 
 
-MIXERS: dict[str, Callable[[ModelSpec], nn.Module]] = {"A": Attention, "M": SwiGLU}
+MIXERS: dict[str, Callable[[Architecture], nn.Module]] = {"A": Attention, "M": SwiGLU}
 """Layer-kind symbol → module constructor (keys follow the primitive registry)."""
 
 RESIDUAL_OUTPUTS = ("out_proj", "down_proj")
@@ -132,7 +152,7 @@ RESIDUAL_OUTPUTS = ("out_proj", "down_proj")
 class ResidualLayer(nn.Module):
     """x + mixer(RMSNorm(x))."""
 
-    def __init__(self, kind: str, spec: ModelSpec):
+    def __init__(self, kind: str, spec: Architecture):
         super().__init__()
         self.kind = kind
         self.norm = nn.RMSNorm(spec.d_model, eps=spec.norm_eps)
@@ -146,7 +166,7 @@ class ResidualLayer(nn.Module):
 class HybridLM(nn.Module):
     """Embedding → residual layers per pattern entry → RMSNorm → LM head."""
 
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: Architecture):
         super().__init__()
         missing = sorted(set(spec.pattern) - set(MIXERS))
         if missing:
@@ -159,14 +179,18 @@ class HybridLM(nn.Module):
             mixer.cache_slot = slot
         self.final_norm = nn.RMSNorm(spec.d_model, eps=spec.norm_eps)
         self.lm_head = None if spec.tie_embeddings else nn.Linear(spec.d_model, spec.vocab_size, bias=False)
-        cos, sin = rope_tables(spec.head_dim, spec.max_seq_len, spec.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.reset_rope()
         self.reset_parameters()
+
+    def reset_rope(self) -> None:
+        """(Re)compute the RoPE tables: buffers outside the state dict, on the embedding's device."""
+        cos, sin = rope_tables(self.spec.d_model // self.spec.n_heads, self.spec.max_seq_len, self.spec.rope_theta)
+        self.register_buffer("rope_cos", cos.to(self.embed.weight.device), persistent=False)
+        self.register_buffer("rope_sin", sin.to(self.embed.weight.device), persistent=False)
 
     def reset_parameters(self) -> None:
         """Apply the documented initialisation (see module docstring)."""
-        residual_std = INIT_STD / math.sqrt(2 * self.spec.n_layers)
+        residual_std = INIT_STD / math.sqrt(2 * len(self.layers))
         for name, module in self.named_modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 std = residual_std if name.endswith(RESIDUAL_OUTPUTS) else INIT_STD
@@ -192,14 +216,16 @@ class HybridLM(nn.Module):
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, use_cache: bool = True,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None,
+                 stop: Callable[[torch.Tensor], bool] | None = None) -> torch.Tensor:
         """Continue ``prompt`` (B, T0) by ``max_new_tokens`` tokens → (B, T0 + max_new_tokens).
 
         ``temperature=0`` decodes greedily; otherwise it samples from the softmax of
         logits / temperature, restricted to the ``top_k`` most likely tokens when given.
         With ``use_cache`` the prompt is run once (prefill) and each new token reuses the
         keys/values of the attention layers; without, every step recomputes the whole
-        sequence (the reference the cached path must equal).
+        sequence (the reference the cached path must equal). ``stop(tokens)`` is asked
+        after each new token (tokens so far, (B, T)); True ends generation early.
         """
         if max_new_tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1):
             raise ValueError("generate needs max_new_tokens >= 0, temperature >= 0 and top_k >= 1")
@@ -214,6 +240,8 @@ class HybridLM(nn.Module):
             next_token = sample_next(logits, temperature, top_k, generator)  # (B, 1)
             tokens = torch.cat([tokens, next_token], dim=1)
             step_input = next_token
+            if stop is not None and stop(tokens):
+                break
         return tokens
 
 

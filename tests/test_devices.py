@@ -54,3 +54,16 @@ def test_resolve_on_a_machine_with_gpus(monkeypatch):
     fake_gpus(monkeypatch, 1, bf16=False)
     with pytest.raises(ConfigError, match="^precision=bf16-mixed but this GPU has no bfloat16 support"):
         devices.resolve("gpu", "auto")
+
+
+def test_cpu_threads_sets_and_restores_torch_threads():
+    import torch
+
+    from composer_automl.devices import cpu_threads
+
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with cpu_threads(0):
+        assert torch.get_num_threads() == before

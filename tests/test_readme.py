@@ -41,7 +41,7 @@ def cli_argv(line: str, conf: Path, run: Path) -> list[str] | None:
         line = "composer-automl train " + line.split(".sh ", 1)[-1].split(".sbatch ", 1)[-1]
     if not line.startswith("composer-automl "):
         return None
-    line = re.sub(r"\[([^\]]*)\]", r"\1", line)  # optional parts: give them
+    line = re.sub(r"(?<!=)\[([^\]]*)\]", r"\1", line)  # optional parts: give them (a list value key=[a,b] stays)
     line = line.replace("runs/search-…", str(run)).replace("runs/calibrate-…", str(run)).replace("…", "x")
     args = []
     for arg in shlex.split(line)[1:]:

@@ -25,6 +25,7 @@ SCHEMAS: dict[str, tuple[str, str | None, str | None]] = {
     "extrapolate_schema": ("composer_automl.extrapolate.command:ExtrapolateConfig", None, "_global_"),
     "generate_schema": ("composer_automl.generate.command:GenerateConfig", None, "_global_"),
     "worker_schema": ("composer_automl.engine.command:WorkerConfig", None, "_global_"),
+    "evaluate_schema": ("composer_automl.evaluate.config:EvaluateConfig", None, "_global_"),
     "data/base": ("composer_automl.data.config:DataConfig", "data", None),
     "search_space/base": ("composer_automl.spaces:SearchSpaceConfig", "search_space", None),
 }
@@ -42,6 +43,7 @@ COMMAND_SCHEMAS: dict[str, tuple[str, ...]] = {
     "extrapolate": ("extrapolate_schema",),
     "generate": ("generate_schema",),
     "worker": ("worker_schema",),
+    "evaluate": ("evaluate_schema",),
 }
 """Subcommand → the schemas its primary config and groups use (imported only for that command)."""
 

@@ -30,6 +30,10 @@ class Tokenizer(Protocol):
 
     def decode(self, ids: np.ndarray) -> str: ...
 
+    def decode_bytes(self, ids: np.ndarray) -> bytes:
+        """The UTF-8 bytes ``ids`` stand for (special tokens such as the EOD stand for none)."""
+        ...
+
 
 class ByteTokenizer:
     """UTF-8 bytes as ids 0–255; id 256 is the end-of-document marker (vocab 257)."""
@@ -43,8 +47,11 @@ class ByteTokenizer:
         return [np.frombuffer(doc, dtype=np.uint8).astype(np.uint16) for doc in documents]
 
     def decode(self, ids: np.ndarray) -> str:
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def decode_bytes(self, ids: np.ndarray) -> bytes:
         ids = np.asarray(ids)
-        return ids[ids < 256].astype(np.uint8).tobytes().decode("utf-8", errors="replace")
+        return ids[ids < 256].astype(np.uint8).tobytes()  # exactly the document's bytes, valid UTF-8 or not
 
 
 class HFTokenizer:
@@ -80,6 +87,9 @@ class HFTokenizer:
 
     def decode(self, ids: np.ndarray) -> str:
         return self._tok.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def decode_bytes(self, ids: np.ndarray) -> bytes:
+        return self.decode(ids).encode("utf-8")
 
 
 TOKENIZERS: dict[str, Callable[..., Tokenizer]] = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -20,6 +19,7 @@ from omegaconf import DictConfig
 from composer_automl import devices
 from composer_automl.config import ConfigError, choice, to_dataclass
 from composer_automl.data.tokenizers import TOKENIZERS, build_tokenizer
+from composer_automl.export.files import load_hybrid, open_export
 from composer_automl.model import HybridLM
 from composer_automl.presets import get_preset
 from composer_automl.spec import ModelSpec, SpecError
@@ -33,7 +33,7 @@ class GenerateConfig:
     """``conf/generate.yaml``."""
 
     model: Optional[str] = None
-    """An exported model folder (``composer-automl export``)."""
+    """An exported model folder (``composer-automl export``, native or hf)."""
     spec: Optional[str] = None
     """Or a preset name / spec YAML: random weights, for a smoke test of the decoding path."""
     prompt: str = ""
@@ -49,9 +49,8 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         if (self.model is None) == (self.spec is None):
             raise ConfigError("give model=EXPORTED_FOLDER or spec=PRESET|SPEC.yaml (exactly one)")
-        if self.model is not None and not (Path(self.model) / "model.yaml").is_file():
-            raise ConfigError(f"model={self.model!r} is not an exported model folder (no model.yaml); "
-                              "make one with composer-automl export ckpt=… out=…")
+        if self.model is not None:
+            open_export(self.model, "model")  # native or hf; ConfigError naming model= otherwise
         choice(self.tokenizer, TOKENIZERS, "tokenizer")
         choice(self.accelerator, ACCELERATORS, "accelerator")
         if self.max_new_tokens < 0 or self.temperature < 0 or (self.top_k is not None and self.top_k < 1):
@@ -62,8 +61,6 @@ class GenerateConfig:
 
 def load_model(config: GenerateConfig) -> HybridLM:
     """The exported model, or a freshly initialised one of the given spec (seeded)."""
-    from composer_automl.export.files import load_hybrid
-
     device, dtype = ACCELERATORS[config.accelerator]
     # the shared device check (CUDA visible, bf16 supported) before any weight is read
     devices.resolve(config.accelerator, "bf16-true" if dtype == torch.bfloat16 else "32-true")

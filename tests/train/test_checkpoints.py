@@ -110,6 +110,52 @@ def test_export_of_tp2_training_gives_a_hybridlm_with_identical_logits(tp2_run, 
     assert exit_info.value.code == 2 and "already exists" in capsys.readouterr().err
 
 
+REMOTE_LOAD = """
+import sys
+sys.modules["composer_automl"] = None  # this process cannot import our package
+import torch
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+idx = torch.load(sys.argv[2])
+with torch.no_grad():
+    torch.save(model(idx).logits, sys.argv[3])
+"""
+
+
+@pytest.mark.timeout(300)
+def test_export_of_tp2_training_to_hf_loads_in_transformers_with_identical_logits(tp2_run, tmp_path):
+    """`export format=hf` of the TP=2 step-4 checkpoint: AutoModelForCausalLM (our classes registered by importing
+    composer_automl.modeling_hybrid) gives the trained parallel model's logits; its greedy generate() gives
+    HybridLM.generate's tokens; a process that cannot import composer_automl loads the folder with
+    trust_remote_code=True (the modeling code travels in it) to the same logits."""
+    pytest.importorskip("transformers")
+    from transformers import AutoModelForCausalLM
+
+    import composer_automl.modeling_hybrid  # noqa: F401
+
+    root, _, _, _ = tp2_run
+    out = tmp_path / "hf"
+    export_main([f"ckpt={root / 'run' / 'checkpoints' / 'step_000004.ckpt'}", f"out={out}", "format=hf"])
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    idx = (torch.arange(24) * 7 % model.config.vocab_size).reshape(2, 12)
+    trained = torch.load(root / "tp2.logits.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx).logits, trained, rtol=1e-5, atol=1e-5)
+
+    ours = load_hybrid(out).generate(idx[:1, :6], 24, temperature=0.0)
+    theirs = model.generate(idx[:1, :6], max_new_tokens=24, do_sample=False)
+    n = theirs.shape[1]  # transformers stops early only at the end-of-document token
+    assert torch.equal(theirs, ours[:, :n]) and (n == ours.shape[1] or theirs[0, -1] == model.config.eos_token_id)
+
+    torch.save(idx, tmp_path / "idx.pt")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    done = subprocess.run([sys.executable, "-c", REMOTE_LOAD, str(out), str(tmp_path / "idx.pt"),
+                           str(tmp_path / "remote.pt")], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    torch.testing.assert_close(torch.load(tmp_path / "remote.pt"), trained, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("what", ["missing", "not_a_checkpoint"])
 def test_export_of_a_non_checkpoint_is_one_clear_error(tmp_path, capsys, what):
     """ckpt= a missing folder or a folder that is not a train checkpoint → exit 2, one `error:` line, no output."""
