@@ -63,6 +63,11 @@ class Device:
         """Lightning's ``deterministic`` flag: on for CPU runs only."""
         return self.accelerator == "cpu"
 
+    @property
+    def torch_type(self) -> str:
+        """``cpu`` or ``cuda``: the ``torch.device`` type of this choice (code outside Lightning places tensors)."""
+        return "cuda" if self.accelerator == "gpu" else "cpu"
+
 
 def check_fields(accelerator: str, precision: str, devices: int = 1) -> None:
     """Static check of the three fields (allowed names, devices ≥ 1); no CUDA query."""
