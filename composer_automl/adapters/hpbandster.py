@@ -22,6 +22,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import ConfigSpace as CS
 import numpy as np
 import Pyro4
 from hpbandster.core.base_config_generator import base_config_generator
@@ -243,6 +244,16 @@ class SuccessiveHalving:
     def finished(self) -> bool:
         """No run will ever be asked again."""
         return len(self.iterations) >= self.n_iterations and all(it.is_finished for it in self.iterations)
+
+    def score(self, configs: list[dict[str, Any]]) -> list[float] | None:
+        """BOHB's acquisition of each configuration, lower is better: the bad density over the good one, under the
+        model of the largest budget that has one (None before any model, and for Hyperband / random search)."""
+        models = getattr(self.generator, "kde_models", None)
+        if not models:
+            return None
+        model = models[max(models)]
+        vectors = [CS.Configuration(self.generator.configspace, values=c).get_array() for c in configs]
+        return [max(1e-32, float(model["bad"].pdf(v))) / max(float(model["good"].pdf(v)), 1e-32) for v in vectors]
 
     def running(self, config_id: JobId) -> bool:
         """Whether ``config_id`` is asked and waits for its result."""

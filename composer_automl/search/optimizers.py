@@ -1,13 +1,18 @@
-"""The search's optimizers, as proposers the engine drives: hpbandster's BOHB, Hyperband and random search.
+"""The search's optimizers, as proposers the engine drives.
 
-:class:`SearchProposer` wraps an ask/tell optimizer with the search's bookkeeping:
+An optimizer is anything with the :class:`AskTell` interface: hpbandster's BOHB, Hyperband and
+random search (:mod:`composer_automl.adapters.hpbandster`) and SMAC3's multi-fidelity facade
+(:mod:`composer_automl.adapters.smac`). :class:`SearchProposer` wraps one with the search's
+bookkeeping:
 
 - every new configuration is drawn until its pattern satisfies the space's constraints and was not
   sampled at that budget before (a repeat would rerun the same seeded trial), converted to plain
-  values and logged to ``configs.jsonl`` with its origin (model or random);
-- a resumed run replays its logs: each logged configuration is drawn again under the same
-  id (so the optimizer's random state continues where it was) and replaced by the logged
-  one, and every finished trial is told from ``trials.jsonl`` instead of being run again;
+  values;
+- every ask is logged to ``configs.jsonl`` and every result to ``trials.jsonl`` under one event
+  count; a resumed run replays both in that order — the optimizer asks again (drawing the same
+  configurations from the same random state, the log's being the truth) and hears every result it
+  heard before — so it continues in exactly the state it had, and asks whose trial never finished
+  run first;
 - each result is recorded (``trials.jsonl``, TensorBoard, a progress line) and told to the
   optimizer as the value it ranks by: the loss, or ParEGO's scalarized value.
 """
@@ -20,14 +25,12 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
-from composer_automl.adapters.hpbandster import SuccessiveHalving
 from composer_automl.adapters.pyro import plain
 from composer_automl.efficiency import COST_NAMES, Scalarizer
 from composer_automl.engine.jobs import EvalJob, Evaluation, JobId
-from composer_automl.engine.ladder import Ladder
-from composer_automl.search.results import TrialRecord, append_config, append_trial
+from composer_automl.search.results import Ask, TrialRecord, append_ask, append_trial
 from composer_automl.spaces import SearchSpace
 
 log = logging.getLogger("composer_automl.search")
@@ -35,7 +38,48 @@ log = logging.getLogger("composer_automl.search")
 SAMPLER_TRIES = 50
 """Optimizer proposals tried before falling back to uniform sampling of valid, unseen configurations."""
 MAX_UNIFORM_DRAWS = 2000
-"""Uniform draws tried for a configuration not yet sampled at the budget before a repeat is allowed."""
+"""Uniform draws tried for configurations not yet sampled at the budget before a repeat is allowed."""
+FALLBACK_CANDIDATES = 64
+"""Unseen configurations the model ranks when its own proposals were all evaluated before."""
+
+Draw = Callable[[float], tuple[dict[str, Any], dict[str, Any]]]
+Sampler = Callable[[JobId, float, Draw], tuple[dict[str, Any], dict[str, Any]]]
+
+
+class AskTell(Protocol):
+    """An optimizer the search drives: it proposes (configuration id, configuration, budget) and hears results.
+    New configurations go through the ``sampler`` hook it was built with."""
+
+    def ask(self) -> tuple[JobId, dict[str, Any], float] | None:
+        """The next run, or None when nothing can be proposed until a result arrives (or ever)."""
+
+    def tell(self, config_id: JobId, config: dict[str, Any], budget: float, loss: float | None,
+             exception: str | None = None) -> None:
+        """A run's result (``loss`` None: it failed and counts as worst)."""
+
+    @property
+    def finished(self) -> bool:
+        """Nothing will ever be asked again."""
+
+
+OPTIMIZERS = ("bohb", "hyperband", "random", "smac")
+"""hpbandster's BOHB (density-model sampling), Hyperband and random search; SMAC3's multi-fidelity facade."""
+
+
+def make_optimizer(name: str, space: SearchSpace, budgets: list[float], eta: float, n_iterations: int, seed: int,
+                   bohb: dict[str, Any], smac_dir: Path) -> Callable[[Sampler], AskTell]:
+    """The optimizer ``name`` for ``n_iterations`` successive-halving brackets over ``budgets`` (SMAC: as many runs
+    as BOHB would make), built around the search's sampler hook."""
+    from composer_automl.adapters import hpbandster
+
+    if name == "smac":
+        from composer_automl.adapters.smac import SmacMultiFidelity
+
+        n_trials = hpbandster.planned_runs("bohb", budgets, eta, n_iterations)
+        return lambda sampler: SmacMultiFidelity(space.configspace, budgets, eta, n_trials, seed, smac_dir,
+                                                 space.accepts, sampler)
+    return lambda sampler: hpbandster.SuccessiveHalving(name, space.configspace, budgets, eta, n_iterations, sampler,
+                                                        bohb if name == "bohb" else None)
 
 
 def trial_id(config_id: JobId, budget: float) -> str:
@@ -45,88 +89,157 @@ def trial_id(config_id: JobId, budget: float) -> str:
 
 @dataclass
 class History:
-    """What a run has sampled and finished, from its logs (empty for a new run)."""
+    """What a run has asked and finished, from its logs (empty for a new run)."""
 
-    configs: dict[JobId, dict[str, Any]] = field(default_factory=dict)
-    picks: dict[JobId, bool] = field(default_factory=dict)
-    """Whether each configuration came from the optimizer's model."""
+    asks: list[Ask] = field(default_factory=list)
     trials: dict[str, TrialRecord] = field(default_factory=dict)
     """Finished trials by trial id."""
+
+    @property
+    def configs(self) -> dict[JobId, dict[str, Any]]:
+        """The configurations sampled new, by config id."""
+        return {a.config_id: a.config for a in self.asks if a.sampled}
 
     @property
     def elapsed_s(self) -> float:
         """Search time already spent (the clock a resumed run continues)."""
         return max((r.elapsed_s for r in self.trials.values()), default=0.0)
 
+    @property
+    def next_seq(self) -> int:
+        seqs = [a.seq for a in self.asks if a.seq is not None] + [r.seq for r in self.trials.values() if r.seq is not None]
+        return max(seqs, default=-1) + 1
+
 
 class SearchProposer:
-    """The search's optimizer as an engine proposer (see the module docstring)."""
+    """The search's optimizer as an engine proposer (see the module docstring).
 
-    def __init__(self, optimizer: str, n_iterations: int, space: SearchSpace, ladder: Ladder, run_dir: Path,
-                 seed: int, history: History, cost_of: Callable[[Any], Any], scalarize: bool,
-                 on_record: Callable[[TrialRecord, bool], None], bohb: dict[str, Any] | None = None):
-        self.space, self.ladder, self.run_dir, self.seed = space, ladder, Path(run_dir), seed
+    ``make_optimizer(sampler)`` builds the :class:`AskTell` optimizer around this proposer's sampler hook.
+    """
+
+    def __init__(self, make_optimizer: Callable[[Sampler], AskTell], space: SearchSpace, run_dir: Path, seed: int,
+                 history: History, cost_of: Callable[[Any], Any], scalarize: bool,
+                 on_record: Callable[[TrialRecord, bool], None]):
+        self.space, self.run_dir, self.seed = space, Path(run_dir), seed
         self.history, self.cost_of, self.on_record = history, cost_of, on_record
         self.scalarizer = Scalarizer(seed) if scalarize else None
-        self.optimizer = SuccessiveHalving(optimizer, space.configspace, list(ladder.budgets), ladder.eta,
-                                           n_iterations, self._sample, bohb)
+        self.optimizer = make_optimizer(self._sample)
         self.configs: dict[JobId, dict[str, Any]] = {}
+        self.picks: dict[JobId, bool] = {}
         self.sampled: dict[float, set[tuple]] = {}
         """Budget → identities of the configurations sampled there (never proposed again at that budget)."""
-        self.picks: dict[JobId, bool] = dict(history.picks)
         self.objectives: dict[JobId, float | None] = {}
+        self.pending: list[tuple[JobId, dict[str, Any], float]] = []
+        """Asks replayed from the log whose trial never finished: they run first."""
+        self.seq = history.next_seq
         self.t0 = time.time()
+        self._drawn: set[JobId] = set()
+        self._replay()
 
     # -- the optimizer's new configurations ---------------------------------------------------------
-    def _sample(self, config_id: JobId, budget: float, draw) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _sample(self, config_id: JobId, budget: float, draw: Draw) -> tuple[dict[str, Any], dict[str, Any]]:
         config, info = self._draw_new(budget, draw)
         logged = self.history.configs.get(config_id)
-        if logged is not None:  # resumed: the same draw as before, but the logged configuration is the truth
+        if logged is not None:  # replayed: the same draw as before, but the logged configuration is the truth
             if logged != config:
                 log.warning("config %s: the resumed optimizer drew %s, the log says %s; keeping the log's",
                             config_id, config, logged)
-            config, info = dict(logged), {"replayed": True}
-        else:
-            self.picks[config_id] = bool(info.get("model_based_pick", False))  # hyperband/random say nothing
-            append_config(self.run_dir, config_id, config, str(self.space.to_pattern(config)), self.picks[config_id])
-        self.configs[config_id] = config
+            config = dict(logged)
+        self.picks[config_id] = bool(info.get("model_based_pick", False))  # hyperband/random say nothing
         self.sampled.setdefault(float(budget), set()).add(self._identity(config))
+        self._drawn.add(config_id)
         return config, plain(info)
 
-    def _draw_new(self, budget: float, draw) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _draw_new(self, budget: float, draw: Draw) -> tuple[dict[str, Any], dict[str, Any]]:
         """The optimizer's proposal, redrawn until it satisfies the constraints and was not sampled at this budget
-        before; then uniform draws of such configurations; when the space has none left, a repeat."""
+        before. A model that keeps proposing what was already evaluated (it has converged on a small space) picks
+        instead the best of :data:`FALLBACK_CANDIDATES` valid, unseen configurations by its own acquisition
+        (without a model: the first of them); when the space has none left, a repeat."""
         seen = self.sampled.get(float(budget), set())
         for _ in range(SAMPLER_TRIES):
             config, info = draw(budget)
             config = plain(dict(config))
-            if self.space.accepts(config) and self._identity(config) not in seen:
-                return config, info
-        fallback = {"model_based_pick": False, "fallback": "uniform valid configuration"}
+            if self.space.accepts(config):
+                if self._identity(config) not in seen:
+                    return config, info
+                if info.get("model_based_pick"):
+                    break  # the model's favourite was evaluated: rank the unseen ones (redraws would favour random)
+        candidates: dict[tuple, dict[str, Any]] = {}
         for _ in range(MAX_UNIFORM_DRAWS):
             config = plain(dict(self.space.sample(1)[0]))
             if self._identity(config) not in seen:
-                return config, fallback
-        return config, {**fallback, "repeat": True}
+                candidates.setdefault(self._identity(config), config)
+                if len(candidates) == FALLBACK_CANDIDATES:
+                    break
+        if not candidates:
+            return config, {"model_based_pick": False, "fallback": "repeat: no unseen configuration left"}
+        pool = list(candidates.values())
+        scores = self.optimizer.score(pool) if hasattr(self.optimizer, "score") else None
+        if scores is None:
+            return pool[0], {"model_based_pick": False, "fallback": "uniform unseen configuration"}
+        return pool[min(range(len(pool)), key=scores.__getitem__)], {"model_based_pick": True,
+                                                                     "fallback": "best unseen under the model"}
 
     def _identity(self, config: dict[str, Any]) -> tuple:
         """What makes two configurations the same trial: the pattern and the searched width."""
         return (str(self.space.to_pattern(config)), *sorted(vars(self.space.width(config)).items()))
 
+    # -- resume -------------------------------------------------------------------------------------
+    def _replay(self) -> None:
+        """Re-run a resumed run's asks and results in their logged order (logs of older versions have no event
+        numbers: their finished trials are told as the optimizer asks for them, in :meth:`ask`)."""
+        asks = [a for a in self.history.asks if a.seq is not None]
+        told = [r for r in self.history.trials.values() if r.seq is not None]
+        events = sorted([(a.seq, 0, a) for a in asks] + [(r.seq, 1, r) for r in told], key=lambda e: e[:2])
+        asked: dict[str, tuple[JobId, dict[str, Any], float]] = {}
+        for _, kind, item in events:
+            if kind == 0:
+                run = self.optimizer.ask()
+                if run is not None:
+                    run = (tuple(run[0]), plain(dict(run[1])), float(run[2]))
+                    self.configs[run[0]] = run[1]
+                    self._drawn.discard(run[0])
+                    asked[trial_id(run[0], run[2])] = run
+                if run is None or run[::2] != (tuple(item.config_id), float(item.budget)):
+                    log.warning("resume: the optimizer asked for %s where the log has %s@%g; the rest of the log "
+                                "is told as its trials come up", run and trial_id(run[0], run[2]), item.config_id,
+                                item.budget)
+                    break
+            elif item.trial_id in asked:
+                config_id, _, budget = asked.pop(item.trial_id)
+                self._finish(config_id, budget, item, replayed=True)
+        self.pending = list(asked.values())
+
     # -- proposer ------------------------------------------------------------------------------------
     def ask(self) -> EvalJob | None:
-        """The next trial to run; trials a resumed run already finished are told from the log on the way."""
+        """The next trial to run: a replayed ask that never finished, else the optimizer's next one (a trial an
+        older-version log finished is told from the log on the way)."""
         while True:
-            run = self.optimizer.ask()
-            if run is None:
-                return None
-            config_id, config, budget = run
+            if self.pending:
+                config_id, config, budget = self.pending.pop(0)
+            else:
+                run = self.optimizer.ask()
+                if run is None:
+                    return None
+                config_id, config, budget = tuple(run[0]), plain(dict(run[1])), float(run[2])
+                self._log_ask(config_id, config, budget)
             done = self.history.trials.get(trial_id(config_id, budget))
             if done is None:
-                pattern = str(self.space.to_pattern(config))
                 width = {k: int(v) for k, v in vars(self.space.width(config)).items()}
-                return EvalJob(config_id, pattern, width, budget, self.seed)
+                return EvalJob(config_id, str(self.space.to_pattern(config)), width, budget, self.seed)
             self._finish(config_id, budget, done, replayed=True)
+
+    def _log_ask(self, config_id: JobId, config: dict[str, Any], budget: float) -> None:
+        self.configs[config_id] = config
+        sampled = config_id in self._drawn
+        self._drawn.discard(config_id)
+        ask = Ask(config_id, config, str(self.space.to_pattern(config)), budget, sampled,
+                  self.picks.get(config_id) if sampled else None, self._next_seq())
+        append_ask(self.run_dir, ask)
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq - 1
 
     def record(self, result: Evaluation) -> None:
         """Record a trial the engine ran (its objective is kept for :meth:`tell`). An error while building the
@@ -141,7 +254,7 @@ class SearchProposer:
             record = TrialRecord(trial_id=trial_id(config_id, result.job.budget), pattern=result.job.pattern,
                                  budget=result.job.budget, rung=result.rung, status="failed", loss=None,
                                  config=dict(self.configs[config_id]), error=reason, elapsed_s=self._elapsed(),
-                                 worker=result.worker, code_version=result.code_version)
+                                 worker=result.worker, code_version=result.code_version, seq=self._next_seq())
         append_trial(self.run_dir, record)
         self.on_record(record, False)
 
@@ -151,7 +264,7 @@ class SearchProposer:
             trial_id=trial_id(config_id, result.job.budget), pattern=result.job.pattern, budget=result.job.budget,
             rung=result.rung, config=dict(self.configs[config_id]), elapsed_s=self._elapsed(),
             cost=self.cost_of(result.job.pattern).as_dict(), model_based_pick=self.picks.get(config_id),
-            **result.outcome())
+            seq=self._next_seq(), **result.outcome())
 
     def _elapsed(self) -> float:
         """Seconds since the search first started (a resumed run continues the clock)."""
@@ -168,7 +281,7 @@ class SearchProposer:
         record = self._with_objective(record, config_id)
         self.on_record(record, replayed)
         objective = self.objectives.pop(config_id)
-        self.optimizer.tell(config_id, self.configs[config_id], budget, objective if record.status == "ok" else None,
+        self.optimizer.tell(config_id, self.configs[config_id], budget, objective if record.ok else None,
                             record.error)
 
     def _with_objective(self, record: TrialRecord, config_id: JobId) -> TrialRecord:
@@ -183,4 +296,4 @@ class SearchProposer:
 
     @property
     def finished(self) -> bool:
-        return self.optimizer.finished
+        return not self.pending and self.optimizer.finished

@@ -18,7 +18,8 @@ from composer_automl.table import Outcome
 TRIALS_FILE = "trials.jsonl"
 SUMMARY_FILE = "summary.json"
 CONFIGS_FILE = "configs.jsonl"
-"""Every configuration the optimizer sampled, with its hpbandster config id (resume replays these)."""
+"""Every trial the optimizer asked for, in order: config id, budget, configuration, whether it was newly sampled
+(and from the model) and its event number (resume replays these with the trials' results, in event order)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +43,8 @@ class TrialRecord(Outcome):
     FLOPs/token, KV-cache bytes and their ratios to the Llama-style baseline)."""
     objective: float | None = None
     """What the optimizer minimised when it is not ``loss`` (``search.objective=scalarized``)."""
+    seq: int | None = None
+    """Event number of the result (asks and results share one count; None in logs of older versions)."""
 
 
 def append_trial(run_dir: str | Path, record: TrialRecord) -> None:
@@ -49,22 +52,33 @@ def append_trial(run_dir: str | Path, record: TrialRecord) -> None:
     append_jsonl(Path(run_dir) / TRIALS_FILE, dataclasses.asdict(record))
 
 
-def append_config(run_dir: str | Path, config_id: tuple[int, ...], config: dict[str, Any], pattern: str,
-                  model_based_pick: bool) -> None:
-    """Log a freshly sampled configuration under its hpbandster id (before it runs), with its origin."""
-    append_jsonl(Path(run_dir) / CONFIGS_FILE, {"config_id": list(config_id), "config": config, "pattern": pattern,
-                                                "model_based_pick": model_based_pick})
+@dataclass(frozen=True)
+class Ask:
+    """One trial the optimizer asked for (a line of ``configs.jsonl``)."""
+
+    config_id: tuple[int, ...]
+    config: dict[str, Any]
+    pattern: str
+    budget: float | None = None
+    """None in logs of older versions (which held sampled configurations only)."""
+    sampled: bool = True
+    """A configuration drawn new (not one promoted to a higher budget)."""
+    model_based_pick: bool | None = None
+    """Whether a sampled configuration came from the optimizer's model (False: random)."""
+    seq: int | None = None
+    """Event number (asks and results share one count; None in logs of older versions)."""
 
 
-def read_configs(run_dir: str | Path) -> dict[tuple[int, ...], dict[str, Any]]:
-    """Sampled configurations of a run directory by config id (a torn last line is ignored)."""
-    return {tuple(row["config_id"]): row["config"] for row in read_jsonl(Path(run_dir) / CONFIGS_FILE)}
+def append_ask(run_dir: str | Path, ask: Ask) -> None:
+    """Log one ask before its trial runs."""
+    append_jsonl(Path(run_dir) / CONFIGS_FILE, {**dataclasses.asdict(ask), "config_id": list(ask.config_id)})
 
 
-def read_picks(run_dir: str | Path) -> dict[tuple[int, ...], bool]:
-    """Whether each sampled configuration came from BOHB's model, by config id."""
-    return {tuple(row["config_id"]): bool(row.get("model_based_pick", False))
-            for row in read_jsonl(Path(run_dir) / CONFIGS_FILE)}
+def read_asks(run_dir: str | Path) -> list[Ask]:
+    """The asks of a run directory, in order (a torn last line is ignored)."""
+    fields = {f.name for f in dataclasses.fields(Ask)}
+    return [Ask(**{**{k: v for k, v in row.items() if k in fields}, "config_id": tuple(row["config_id"])})
+            for row in read_jsonl(Path(run_dir) / CONFIGS_FILE)]
 
 
 def read_trials(run_dir: str | Path) -> list[TrialRecord]:

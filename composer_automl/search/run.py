@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from composer_automl.adapters.hpbandster import OPTIMIZERS, planned_runs
+from composer_automl.adapters.hpbandster import planned_runs
 from composer_automl.config import ConfigError, choice, to_dataclass
 from composer_automl.efficiency import OBJECTIVES, Constraints, TargetCost, target_cost
 from composer_automl.engine.ladder import Ladder
@@ -30,9 +30,8 @@ from composer_automl.extrapolate.scale import STRATEGIES as EXTRAPOLATIONS
 from composer_automl.files import atomic_write_text, check_writable, repair_torn_tail
 from composer_automl.presets import TARGET_SIZES
 from composer_automl.search.front import write_front
-from composer_automl.search.optimizers import History, SearchProposer
-from composer_automl.search.results import (CONFIGS_FILE, SUMMARY_FILE, TRIALS_FILE, TrialRecord, read_configs,
-                                            read_picks, read_trials)
+from composer_automl.search.optimizers import OPTIMIZERS, History, SearchProposer, make_optimizer
+from composer_automl.search.results import CONFIGS_FILE, SUMMARY_FILE, TRIALS_FILE, TrialRecord, read_asks, read_trials
 from composer_automl.spaces import SearchSpace
 from composer_automl.search.summary import format_summary, summarize, write_summary
 
@@ -45,11 +44,45 @@ RUN_FILE = "search.json"
 
 
 @dataclass
+class BOHBSettings:
+    """``search.bohb.*``: BOHB's density model (hpbandster's config generator). The defaults were chosen on
+    HybridBench (``benchmarks/bench_search.py``; README: Optimizers compared)."""
+
+    min_points_in_model: Optional[int] = None
+    """Results at a budget before its model is fitted (null: d + 1 for d searched hyperparameters, hpbandster's
+    floor; the model also needs more than d good and more than d bad results, so about 2(d + 1) in all)."""
+    top_n_percent: int = 15
+    """Share of a budget's results (percent) the model counts as good."""
+    num_samples: int = 64
+    """Candidates drawn from the good density per proposal (the best ratio good/bad is proposed)."""
+    random_fraction: float = 1 / 3
+    """Share of proposals drawn uniformly at random once a model exists."""
+    bandwidth_factor: float = 3.0
+    """Widening of the good density's kernels when candidates are drawn."""
+    min_bandwidth: float = 1e-3
+    """Smallest kernel bandwidth (keeps candidates diverse when good results agree on a layer)."""
+
+    def __post_init__(self) -> None:
+        if self.min_points_in_model is not None and self.min_points_in_model < 1:
+            raise ConfigError(f"must be >= 1 or null, got {self.min_points_in_model}", key="min_points_in_model")
+        if not 1 <= self.top_n_percent <= 99:
+            raise ConfigError(f"must be in [1, 99], got {self.top_n_percent}", key="top_n_percent")
+        if self.num_samples < 1:
+            raise ConfigError(f"must be >= 1, got {self.num_samples}", key="num_samples")
+        if not 0 <= self.random_fraction <= 1:
+            raise ConfigError(f"must be in [0, 1], got {self.random_fraction}", key="random_fraction")
+        for name in ("bandwidth_factor", "min_bandwidth"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"must be > 0, got {getattr(self, name)}", key=name)
+
+
+@dataclass
 class SearchSettings(PoolSettings):
     """The ``search:`` section of ``conf/search.yaml`` (worker-pool fields: :class:`PoolSettings`)."""
 
     optimizer: str = "bohb"
-    """``bohb``, ``hyperband`` or ``random``."""
+    """``bohb``, ``hyperband``, ``random`` (hpbandster) or ``smac`` (SMAC3's multi-fidelity facade, the
+    ``smac`` extra)."""
     n_iterations: int = 9
     """Successive-halving brackets to run (BOHB/Hyperband iterations)."""
     seed: int = 0
@@ -65,6 +98,8 @@ class SearchSettings(PoolSettings):
     patterns outside them are never evaluated."""
     objective: str = "loss"
     """``loss`` (the rung's loss) or ``scalarized`` (ParEGO: loss and cost ratios, weights per bracket)."""
+    bohb: BOHBSettings = field(default_factory=BOHBSettings)
+    """BOHB's density-model knobs (``optimizer=bohb``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -77,7 +112,6 @@ class SearchSettings(PoolSettings):
         choice(self.extrapolate, EXTRAPOLATIONS, "extrapolate")
         choice(self.objective, OBJECTIVES, "objective")
 
-
     def cost_of(self, pattern) -> TargetCost:
         """``pattern`` at this search's target size."""
         return target_cost(pattern, self.target, self.extrapolate)
@@ -86,14 +120,19 @@ class SearchSettings(PoolSettings):
 def check_search(settings: SearchSettings, space: SearchSpace, ladder: Ladder) -> SearchSpace:
     """Everything about a search that can be refused before it starts; returns the space with the
     ``search.constraints`` applied."""
+    if settings.optimizer == "smac":
+        from composer_automl.adapters.smac import require_smac
+
+        require_smac()
     check_width_reaches_rungs(space, ladder)
     check_target_fit(space, settings)
     return constrained_space(space, settings)
 
 
 def planned_trials(optimizer: str, ladder: Ladder, n_iterations: int) -> int:
-    """(configuration, budget) trials an undisturbed search of ``n_iterations`` brackets runs."""
-    return planned_runs(optimizer, list(ladder.budgets), ladder.eta, n_iterations)
+    """(configuration, budget) trials an undisturbed search of ``n_iterations`` brackets runs (SMAC: as many as
+    BOHB)."""
+    return planned_runs("bohb" if optimizer == "smac" else optimizer, list(ladder.budgets), ladder.eta, n_iterations)
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -136,7 +175,7 @@ def run_search(settings: SearchSettings, space: SearchSpace, ladder: Ladder, run
                 if line := repair_torn_tail(run_dir / name):
                     print(f"warning: {line}", flush=True)
             run_id = json.loads((run_dir / RUN_FILE).read_text())["run_id"]
-            history = History(read_configs(run_dir), read_picks(run_dir), {r.trial_id: r for r in read_trials(run_dir)})
+            history = History(read_asks(run_dir), {r.trial_id: r for r in read_trials(run_dir)})
             print(f"resuming {run_dir}: {len(history.trials)} finished trials will not be run again", flush=True)
         else:
             run_id = settings.run_id or uuid.uuid4().hex[:8]
@@ -167,8 +206,10 @@ def _search(settings: SearchSettings, space: SearchSpace, ladder: Ladder, run_di
             board.add(record)
         progress(record, replayed)
 
-    proposer = SearchProposer(settings.optimizer, settings.n_iterations, space, ladder, run_dir, settings.seed,
-                              history, settings.cost_of, settings.objective == "scalarized", on_record)
+    optimizer = make_optimizer(settings.optimizer, space, list(ladder.budgets), ladder.eta, settings.n_iterations,
+                               settings.seed, dataclasses.asdict(settings.bohb), run_dir / "smac")
+    proposer = SearchProposer(optimizer, space, run_dir, settings.seed, history, settings.cost_of,
+                              settings.objective == "scalarized", on_record)
     spec = RunSpec(run_id, ladder.name, ladder.mapping, str(run_dir.resolve()))
     try:
         Engine(settings, spec, ladder, run_dir / "logs", "search", "search").run(proposer, proposer.record)

@@ -87,7 +87,7 @@ def summarize(records: list[TrialRecord], extra: dict[str, Any] | None = None) -
 
 
 def sampling_counts(records: list[TrialRecord]) -> dict[str, int]:
-    """How many configurations (and trials) came from BOHB's model and how many were random draws.
+    """How many configurations (and trials) came from the optimizer's model and how many were random draws.
 
     A configuration is counted once (at the first budget it ran); its promotions inherit its origin.
     """
@@ -125,7 +125,7 @@ def format_summary(summary: dict[str, Any], run_dir: str | Path) -> str:
     """Human-readable end-of-search report."""
     picks = summary["sampling"]
     lines = ["", "search finished: " + f"{summary['n_trials']} trials ({summary['n_failed']} failed); "
-             f"configurations from BOHB's model: {picks['model_based_configs']}, "
+             f"configurations from the optimizer's model: {picks['model_based_configs']}, "
              f"random: {picks['random_configs']}"]
     lines += [f"  budget {row['budget']:g} ({row['rung']}): best {row['pattern']}  loss={row['loss']:.4f}"
               for row in summary["best_per_budget"]]

@@ -92,14 +92,19 @@ def test_multirun_bad_input_is_one_error_line_before_any_job(tmp_path, argv, exp
     assert not (tmp_path / "sweep").exists() and "Launching" not in proc.stdout
 
 
-def test_mad_multirun_passes_the_precheck_and_launches(tmp_path):
-    """``mad -m pattern=AMMAMM,AAMMMM`` passes the pre-check and Hydra launches the sweep; an error a job
-    raises (threads=-1, checked by the task) is still one ``error:`` line, exit 2."""
-    proc = run_cli("mad", "-m", "pattern=AMMAMM,AAMMMM", "threads=-1", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+def test_mad_multirun_checks_every_job_before_launching(tmp_path):
+    """``mad -m pattern=AMMAMM,AAMMMM`` passes the pre-check and Hydra launches both jobs; a sweep with one bad job
+    (threads=-1) is refused before any job starts, naming the job, with one ``error:`` line and exit 2."""
+    tiny = ["fidelity.tasks=[memorization]", "fidelity.max_steps=2", "fidelity.num_test_examples=8",
+            "fidelity.evals_per_run=1", f"+fidelity.cache_dir={tmp_path / 'mad-cache'}"]
+    proc = run_cli("mad", "-m", "pattern=AMMAMM,AAMMMM", *tiny, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Launching 2 jobs" in proc.stdout and proc.stdout.count("MAD score") == 2
+    proc = run_cli("mad", "-m", "pattern=AMMAMM,AAMMMM", "threads=-1", f"hydra.sweep.dir={tmp_path / 'bad'}",
                    cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "Launching 2 jobs" in proc.stdout, proc.stdout + proc.stderr
-    assert proc.stderr.strip().splitlines() == ["error: threads must be >= 0, got -1"]
+    assert proc.returncode == 2 and "Launching" not in proc.stdout
+    assert proc.stderr.strip().splitlines() == ["error: sweep job 0 (pattern=AMMAMM threads=-1): threads must be >= 0, "
+                                                "got -1"]
 
 
 @pytest.fixture(scope="module")

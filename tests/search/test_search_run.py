@@ -21,7 +21,7 @@ from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.efficiency import Constraints
 from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
 from composer_automl.search.run import planned_trials
-from composer_automl.search.results import read_configs, read_trials
+from composer_automl.search.results import read_asks, read_trials
 from composer_automl.search.run import SearchSettings, run_search
 from composer_automl.spaces import load_space
 
@@ -47,7 +47,10 @@ def test_bohb_with_two_workers_and_secret(tmp_path, capsys):
     assert all(r.status == "ok" and len(r.pattern) == 6 for r in records)
     assert len({r.trial_id for r in records}) == 20
     assert {r.worker.rsplit(".", 1)[1] for r in records} <= {"0", "1"}  # HOST.PID.INDEX of a local worker
-    assert len(read_configs(run_dir)) == 9 + 3 + 3  # configurations sampled per bracket
+    asks = read_asks(run_dir)
+    assert sum(a.sampled for a in asks) == 9 + 3 + 3 and len(asks) == 20  # sampled per bracket; every trial asked
+    assert sorted(a.seq for a in asks) + sorted(r.seq for r in records) != [] and \
+        sorted([a.seq for a in asks] + [r.seq for r in records]) == list(range(40))  # one event count
     saved = json.loads((run_dir / "summary.json").read_text())
     assert saved["best_pattern"] == min((r for r in records if r.budget == 9.0), key=lambda r: r.loss).pattern
     assert saved["trials_per_budget"] == {"1": 9, "3": 6, "9": 5}

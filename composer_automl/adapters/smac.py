@@ -1,0 +1,104 @@
+"""SMAC3's multi-fidelity facade (random forest + Hyperband) as an ask/tell optimizer (pinned by
+``tests/adapters/test_smac.py``; needs the ``smac`` extra).
+
+SMAC chooses configurations and budgets itself; the search only runs what it asks. A proposal
+whose pattern breaks the search space's constraints is told to SMAC as failed (never run) and
+SMAC is asked again. SMAC keeps its own state in ``output_dir``; a resumed search rebuilds it by
+replaying the logged asks and results in their order (SMAC is deterministic for a seed).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from composer_automl.config import ConfigError
+
+JobId = tuple[int, ...]
+
+INITIAL_DESIGN = ("Initial Design", "Random Search", "Initial design")
+"""Prefixes of SMAC's ``Configuration.origin`` for configurations not proposed by its model."""
+MAX_REJECTED = 1000
+"""Consecutive constraint-violating proposals tolerated before the search gives up."""
+
+
+def require_smac() -> None:
+    """One error line when the optional extra is missing."""
+    try:
+        import smac  # noqa: F401
+    except ImportError:
+        raise ConfigError("=smac needs SMAC3: pip install 'composer-automl[smac]'", key="search.optimizer") from None
+
+
+class SmacMultiFidelity:
+    """SMAC3's ``MultiFidelityFacade`` over ``budgets`` (``max·eta^-k``) for ``n_trials`` runs."""
+
+    def __init__(self, configspace: Any, budgets: list[float], eta: float, n_trials: int, seed: int,
+                 output_dir: Path, accepts: Callable[[dict[str, Any]], bool],
+                 sampler: Callable[..., tuple[dict[str, Any], dict[str, Any]]]):
+        from smac import MultiFidelityFacade, Scenario
+
+        logging.getLogger("smac").setLevel(logging.WARNING)
+        self.budgets, self.n_trials, self.accepts, self.sampler = [float(b) for b in budgets], n_trials, accepts, sampler
+        scenario = Scenario(configspace, name="smac", output_directory=Path(output_dir), deterministic=True,
+                            n_trials=n_trials, min_budget=self.budgets[0], max_budget=self.budgets[-1],
+                            seed=seed)
+        intensifier = MultiFidelityFacade.get_intensifier(scenario, eta=int(round(eta)))
+        self.smac = MultiFidelityFacade(scenario, _never_called, intensifier=intensifier, overwrite=True,
+                                        logging_level=logging.WARNING)
+        self.asked: dict[tuple[JobId, float], Any] = {}
+        """(config id, budget) → SMAC's TrialInfo of every run asked and not yet told."""
+        self.n_asked = 0
+        self.seen: set[int] = set()
+
+    def _budget(self, budget: float) -> float:
+        """SMAC's budget as the ladder's (its arithmetic may differ in the last bits)."""
+        return min(self.budgets, key=lambda b: abs(b - float(budget)))
+
+    def ask(self) -> tuple[JobId, dict[str, Any], float] | None:
+        if self.n_asked >= self.n_trials:
+            return None
+        for _ in range(MAX_REJECTED):
+            info = self.smac.ask()
+            config = dict(info.config)
+            if self.accepts(config):
+                break
+            self._fail(info, "breaks the search space's constraints; never run")
+        else:
+            raise RuntimeError(f"SMAC proposed {MAX_REJECTED} configurations in a row that break the constraints")
+        cid = self.smac.runhistory.get_config_id(info.config)
+        budget = self._budget(info.budget)
+        if cid not in self.seen:  # a new configuration: the search's sampler hook sees it
+            self.seen.add(cid)
+            origin = getattr(info.config, "origin", "") or ""
+            info_dict = {"model_based_pick": not origin.startswith(INITIAL_DESIGN)}
+            config, _ = self.sampler((cid,), budget, lambda _budget: (config, info_dict))
+        self.asked[((cid,), budget)] = info
+        self.n_asked += 1
+        return (cid,), config, budget
+
+    def _fail(self, info: Any, why: str) -> None:
+        from smac.runhistory.dataclasses import TrialValue
+        from smac.runhistory.enumerations import StatusType
+
+        self.smac.tell(info, TrialValue(cost=float("inf"), status=StatusType.CRASHED, additional_info={"why": why}))
+
+    def tell(self, config_id: JobId, config: dict[str, Any], budget: float, loss: float | None,
+             exception: str | None = None) -> None:
+        from smac.runhistory.dataclasses import TrialValue
+
+        info = self.asked.pop((tuple(config_id), float(budget)))
+        if loss is None:
+            self._fail(info, (exception or "failed").strip().splitlines()[-1][:200])
+        else:
+            self.smac.tell(info, TrialValue(cost=float(loss)))
+
+    @property
+    def finished(self) -> bool:
+        return self.n_asked >= self.n_trials and not self.asked
+
+
+def _never_called(config: Any, seed: int = 0, budget: float = 0.0) -> float:
+    """SMAC's facade wants a target function; the search runs trials itself (ask/tell)."""
+    raise RuntimeError("SMAC's target function is not used: trials run on the search's workers")

@@ -1,0 +1,66 @@
+"""SMAC3's multi-fidelity facade as a second optimizer backend, driving the same workers (the ``smac`` extra)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+smac = pytest.importorskip("smac")
+
+from composer_automl.engine.ladder import ladder_from_mapping  # noqa: E402
+from composer_automl.search.results import read_asks, read_trials  # noqa: E402
+from composer_automl.search.run import SearchSettings, planned_trials, run_search  # noqa: E402
+from composer_automl.spaces import load_space  # noqa: E402
+
+
+def tabular_ladder(make_table):
+    """Two budgets replaying a recorded table of all 64 six-layer patterns (fail_when: AAAAAA has no row)."""
+    space = load_space("one-shot-6")
+    patterns = [str(p) for p in space.patterns() if str(p) != "AAAAAA"]
+    run_dir = make_table(patterns, {"cheap": 10.0, "ref": 30.0}, seeds=1)
+    rungs = [{"budget": b, "rung": name, "rung_config": {"kind": "tabular", "table": str(run_dir), "rung": name}}
+             for b, name in ((1.0, "cheap"), (3.0, "ref"))]
+    return space, ladder_from_mapping("tab", {"kind": "ladder", "eta": 3, "rungs": rungs})
+
+
+@pytest.mark.timeout(120)
+def test_a_smac_search_runs_on_the_engines_workers_records_failures_and_resumes(make_table, tmp_path):
+    """search.optimizer=smac: SMAC asks, the engine's worker processes run the trials (a pattern missing from the
+    table fails its trial, recorded like any failure), the planned number of runs is made, a kill-free resume of
+    the finished run is refused and a resumed half-run ends with every run once."""
+    space, ladder = tabular_ladder(make_table)
+    settings = SearchSettings(optimizer="smac", n_workers=2, n_iterations=10, seed=0, ping_interval_s=1)
+    summary = run_search(settings, space, ladder, tmp_path / "run")
+    records = read_trials(tmp_path / "run")
+    n = planned_trials("smac", ladder, 10)
+    assert len(records) == n >= 30 and len({r.trial_id for r in records}) == n
+    assert {r.budget for r in records} == {1.0, 3.0} and {r.worker.rsplit(".", 1)[1] for r in records} <= {"0", "1"}
+    failed = [r for r in records if r.status == "failed"]
+    assert all(r.pattern == "AAAAAA" and "no successful row" in r.error for r in failed)
+    assert summary["n_trials"] == n and summary["sampling"]["model_based_configs"] > 0
+    asks = read_asks(tmp_path / "run")
+    assert len(asks) == n and Counter((a.pattern, a.budget) for a in asks).most_common(1)[0][1] == 1
+
+
+@pytest.mark.timeout(120)
+def test_smac_resumes_from_its_logs_in_event_order(make_table, tmp_path):
+    """A SMAC search cut after 12 results resumes by replaying its asks and results in order: SMAC continues
+    exactly where it was, so the resumed run equals the uninterrupted one trial for trial."""
+    space, ladder = tabular_ladder(make_table)
+    settings = SearchSettings(optimizer="smac", n_workers=1, n_iterations=6, seed=3, ping_interval_s=1)
+    run_search(settings, space, ladder, tmp_path / "whole")
+    whole = read_trials(tmp_path / "whole")
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    for name in ("configs.jsonl", "trials.jsonl", "search.json"):
+        lines = (tmp_path / "whole" / name).read_text().splitlines(keepends=True)
+        if name == "trials.jsonl":
+            lines = lines[:12]
+        elif name == "configs.jsonl":
+            last = max(r.seq for r in read_trials(tmp_path / "whole")[:12])
+            lines = [line for line in lines if __import__("json").loads(line)["seq"] < last + 2]
+        (cut / name).write_text("".join(lines))
+    run_search(settings, space, ladder, cut, resume=True)
+    resumed = read_trials(cut)
+    assert [(r.trial_id, r.pattern, r.budget) for r in resumed] == [(r.trial_id, r.pattern, r.budget) for r in whole]
