@@ -19,6 +19,7 @@ RUNG_KINDS: dict[str, str] = {
     "pretrain": "composer_automl.pretrain.rung:PretrainRung",
     "blend": "composer_automl.rungs.blend:BlendRung",
     "tabular": "composer_automl.rungs.tabular:TabularRung",
+    "surrogate": "composer_automl.rungs.surrogate:SurrogateRung",
     "simulated": "composer_automl.rungs.simulated:SimulatedRung",
 }
 """Rung kind (the ``kind`` key of a rung file) → ``module:class`` of its :class:`RungKind`."""

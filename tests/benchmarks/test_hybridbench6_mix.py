@@ -1,4 +1,4 @@
-"""benchmarks/hybridbench6_mix.py: a MAD + pretraining mix scored against the reference."""
+"""benchmarks/hybridbench6_mix.py: a MAD + pretraining mix, its weight chosen on training folds only."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from composer_automl.table import Row
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "hybridbench6_mix.py"
+PATTERNS = [format(i, "04b").replace("0", "A").replace("1", "M") for i in range(12)]
 
 
 def load_script():
@@ -22,31 +24,61 @@ def load_script():
     return module
 
 
-def test_mix_ranks_like_the_reference_where_each_part_errs_the_other_way():
-    """Pretraining loss = reference + e, MAD loss = (reference - e) / 2: each alone misranks, the
-    weighted sum (weight = the std ratio, 2) cancels e; figures match a hand computation."""
+def opposed_errors(mix) -> list[Row]:
+    """Pretraining loss = reference + e, MAD loss = (reference - e) / 2 with e = +-1.2 alternating: each part
+    alone misranks neighbours, a weight >= 1 cancels enough of e to rank every pair like the reference."""
+    ref = {p: float(i) for i, p in enumerate(PATTERNS)}
+    err = {p: 1.2 if i % 2 else -1.2 for i, p in enumerate(PATTERNS)}
+    rows = []
+    for s in (0, 1):
+        rows += [Row(pattern=p, rung="pretrain-ref", seed=s, status="ok", loss=v) for p, v in ref.items()]
+        rows += [Row(pattern=p, rung="pretrain-next", seed=s, status="ok", loss=v) for p, v in ref.items()]
+        rows += [Row(pattern=p, rung="pretrain-x", seed=s, status="ok", loss=ref[p] + err[p], cpu_time_s=10.0)
+                 for p in ref]
+        rows += [Row(pattern=p, rung=mix.MAD_RUNG, seed=s, status="ok", loss=(ref[p] - err[p]) / 2, cpu_time_s=20.0)
+                 for p in ref]
+    return rows
+
+
+def test_best_weight_is_the_smallest_that_cancels_the_opposed_errors():
     mix = load_script()
-    ref = {"AAAA": 1.0, "AAAM": 2.0, "AAMM": 3.0, "AMMM": 4.0, "MMMM": 5.0}
-    err = {"AAAA": 1.2, "AAAM": -1.2, "AAMM": 1.2, "AMMM": -1.2, "MMMM": 1.2}
-    rows = [Row(pattern=p, rung="pretrain-ref", seed=s, status="ok", loss=v) for p, v in ref.items() for s in (0, 1)]
-    rows += [Row(pattern=p, rung="pretrain-x", seed=s, status="ok", loss=ref[p] + err[p], cpu_time_s=10.0) for p in ref for s in (0, 1)]
-    rows += [Row(pattern=p, rung=mix.MAD_RUNG, seed=s, status="ok", loss=(ref[p] - err[p]) / 2, cpu_time_s=20.0) for p in ref for s in (0, 1)]
-    figures = mix.mixed_figures(rows, "pretrain-x", "pretrain-ref")
-    assert figures["mix_weight"] == pytest.approx(2.0)
-    assert figures["mix_spearman_one_seed"] == pytest.approx(1.0)
-    assert figures["mix_spearman_seed_means"] == pytest.approx(1.0)
-    assert figures["alone_spearman_seed_means"] == pytest.approx(0.8)   # ranks 2,1,4,3,5 vs 1..5
-    assert figures["mix_cpu_s"] == pytest.approx(30.0) and figures["alone_cpu_s"] == pytest.approx(10.0)
+    rows = opposed_errors(mix)
+    means = {rung: {r.pattern: r.loss for r in rows if r.rung == rung} for rung in ("pretrain-x", mix.MAD_RUNG, "pretrain-ref")}
+    # (1 + w/2) * 1 > (1 - w/2) * 2.4  <=>  w > 0.82: the first candidate above is 1.0
+    assert mix.best_weight(means["pretrain-x"], means[mix.MAD_RUNG], means["pretrain-ref"], PATTERNS) == pytest.approx(1.0)
 
 
-@pytest.mark.timeout(120)
+def test_cross_validation_scores_only_patterns_the_weight_never_saw(monkeypatch):
+    mix = load_script()
+    seen: list[list[str]] = []
+    choose = mix.best_weight
+
+    def spy(pre, mad, ref, patterns):
+        seen.append(list(patterns))
+        return choose(pre, mad, ref, patterns)
+
+    monkeypatch.setattr(mix, "best_weight", spy)
+    figures = mix.cross_validated(opposed_errors(mix), "pretrain-x", "pretrain-ref", "pretrain-next", k=3, repeats=4)
+    assert len(seen) == len(figures["weight"]) == 12
+    left_out = Counter(p for patterns in seen for p in set(PATTERNS) - set(patterns))
+    assert left_out == {p: 4 for p in PATTERNS}             # each pattern held out once per repeat
+    assert all(len(patterns) == 8 for patterns in seen)
+    held_out_mix = sum(figures["mix_seed_means"]) / 12
+    held_out_alone = sum(figures["alone_seed_means"]) / 12
+    assert held_out_mix > held_out_alone and held_out_mix > 0.9
+    assert figures["adjacent_mix"] == figures["mix_seed_means"]   # "next" equals the reference here
+    assert figures["mix_one_seed"] == pytest.approx(figures["mix_seed_means"])   # seeds are identical
+
+
+@pytest.mark.timeout(300)
 def test_script_prints_every_figure_on_the_shipped_table():
-    proc = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=100)
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--repeats", "2"], capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stderr
-    names = re.findall(r"^(\w+)\[pretrain-(?:narrow|tiny)-b4\]: -?\d+\.\d+$", proc.stdout, re.M)
-    assert len(names) == 14 and set(names) == {"mix_weight", "mix_spearman_one_seed", "mix_spearman_seed_means",
-                                               "mix_cpu_s", "alone_spearman_one_seed",
-                                               "alone_spearman_seed_means", "alone_cpu_s"}
+    names = re.findall(r"^(\w+)\[pretrain-narrow-b4\]: -?\d+\.\d+(?: \(\d+\.\d+\))?$", proc.stdout, re.M)
+    assert set(names) == {"cv_mix_seed_means", "cv_mix_one_seed", "cv_alone_seed_means", "cv_alone_one_seed",
+                          "cv_mad_seed_means", "cv_adjacent_mix", "cv_adjacent_alone", "cv_weight_median",
+                          "final_weight", "cpu_s_mix", "cpu_s_alone"}
+    assert len(names) == 11
 
 
 def test_a_rung_missing_from_the_table_is_one_error_line():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distributed import run_world
+from tp_world import run_world
 
 
 def _cpu_step_with_cuda_present(rank: int, world_size: int) -> dict:

@@ -9,7 +9,7 @@ from composer_automl.parallel.kernels import Kernels, rope_fusion_available, sel
 from composer_automl.parallel.model import transformer_config
 from composer_automl.parallel.weights import hybrid_names, impl_renames
 from composer_automl.presets import get_preset
-from distributed import run_world
+from tp_world import run_world
 
 FUSION_FLAGS = ("bias_activation_fusion", "bias_dropout_fusion", "apply_rope_fusion", "masked_softmax_fusion",
                 "persist_layer_norm")

@@ -8,7 +8,7 @@ import torch
 from composer_automl.lightning_module import IGNORE_INDEX, next_token_loss
 from composer_automl.model import HybridLM
 from composer_automl.presets import get_preset
-from distributed import run_world
+from tp_world import run_world
 
 SPEC = get_preset("tiny").replace(pattern="AMMAAM", max_seq_len=32)
 
