@@ -274,11 +274,20 @@ def check_target_fit(space: SearchSpace, settings: SearchSettings) -> None:
 
 def constrained_space(space: SearchSpace, settings: SearchSettings) -> SearchSpace:
     """``space`` with ``search.constraints`` as an extra constraint; says how many patterns remain
-    (a ConfigError when none does)."""
+    (a ConfigError when none does). A pattern that cannot be costed at ``search.target`` (a rare one of a space
+    too large to check whole) is never proposed."""
     bounds = settings.constraints
+
+    def cost_violation(pattern) -> str | None:
+        try:
+            cost = settings.cost_of(pattern)
+        except ConfigError:
+            return f"cannot be costed at {settings.target} ({settings.extrapolate})"
+        return bounds.violation(cost)
+
+    constrained = dataclasses.replace(space, cost_filter=cost_violation)
     if not bounds.active:
-        return space
-    constrained = dataclasses.replace(space, cost_filter=lambda p: bounds.violation(settings.cost_of(p)))
+        return constrained
     given = {k: v for k, v in dataclasses.asdict(bounds).items() if v is not None}
     if space.n_searched_patterns <= MAX_COUNTED_PATTERNS:
         total, left = len(space.patterns()), len(constrained.patterns())

@@ -20,7 +20,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.efficiency import Constraints
 from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
-from composer_automl.search.run import planned_trials
+from composer_automl.patterns import Pattern
+from composer_automl.search.run import constrained_space, planned_trials
 from composer_automl.search.results import read_asks, read_trials
 from composer_automl.search.run import SearchSettings, run_search
 from composer_automl.spaces import load_space
@@ -248,6 +249,14 @@ def test_constraints_no_pattern_meets_fail_before_the_search_starts(tmp_path):
     with pytest.raises(ConfigError, match="none of the space's 64 patterns meets them at 1B"):
         run_search(settings, load_space("one-shot-6"), load_ladder("simulated-ladder"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_pattern_that_cannot_be_costed_at_the_target_is_never_proposed():
+    # 79 of one-shot-16's 65,534 patterns (11 A) miss the 1B baseline's size at every stacked depth: a sample
+    # passes check_target_fit, so the space itself must refuse them rather than fail their trials
+    space = constrained_space(load_space("one-shot-16"), SearchSettings())
+    assert space.violation(Pattern.parse("AAAAAMAMAMAAAMAM")) == "cannot be costed at 1B (stack)"
+    assert space.violation(Pattern.parse("AMAMAMAMAMAMAMAM")) is None
 
 
 @pytest.mark.parametrize("node, message", [

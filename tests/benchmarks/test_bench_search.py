@@ -1,0 +1,77 @@
+"""benchmarks/bench_search.py: optimizers compared on replayed tables, cost counted in evaluation seconds."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from composer_automl.search.results import TrialRecord
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_search.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The script as the module ``bench_search`` (its spawned search processes import it by that name)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        yield importlib.import_module("bench_search")
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+        sys.modules.pop("bench_search", None)
+
+
+def record(pattern: str, budget: float, loss: float | None, wall: float, elapsed: float) -> TrialRecord:
+    return TrialRecord(trial_id=f"{pattern}@{budget}", pattern=pattern, budget=budget, rung="r",
+                       status="ok" if loss is not None else "failed", loss=loss, wall_time_s=wall,
+                       elapsed_s=elapsed)
+
+
+def test_cost_and_regret_follow_finishing_order(bench):
+    # written out of order; a failed trial costs its time too; the target first seen at the top budget counts
+    records = [record("AAM", 3, 1.0, 20, elapsed=3), record("AMM", 1, 0.5, 5, elapsed=1),
+               record("MMA", 3, None, 7, elapsed=2), record("AMM", 3, 0.9, 30, elapsed=4)]
+    assert bench.cost_to_targets(records, 3, frozenset({"AMM"})) == 5 + 7 + 20 + 30
+    assert bench.cost_to_targets(records, 3, frozenset({"MMM"})) == math.inf
+    regret = {"AAM": 0.25, "AMM": 0.0}.__getitem__
+    assert bench.incumbent_curve(records, 3, regret) == [[5, math.inf], [12, math.inf], [32, 0.25], [62, 0.0]]
+    assert bench.regret_at([[5, math.inf], [32, 0.25], [62, 0.0]], 40) == 0.25
+
+
+def test_iteration_cost_sizes_brackets_like_hpbandster(bench):
+    from composer_automl.engine.ladder import load_ladder
+
+    ladder = load_ladder("default")  # budgets 1.5, 3 at eta 2: brackets (2 @ 1.5 -> 1 @ 3) and (2 @ 3)
+    cost = {1.5: 10.0, 3.0: 100.0}
+    assert bench.iteration_cost("hyperband", ladder, cost) == pytest.approx(((2 * 10 + 100) + 2 * 100) / 2)
+
+
+@pytest.mark.slow
+def test_a_quick_run_prints_its_figures_and_resumes(bench, tmp_path, capsys):
+    args = ["--only", "hybridbench6", "--methods", "random,bohb", "--ladders", "default", "--seeds", "1",
+            "--quick", "--workers", "1", "--out", str(tmp_path)]
+    bench.main(args)
+    out = capsys.readouterr().out
+    for method in ("random", "bohb"):
+        assert re.search(rf"^cost_to_target\[hybridbench6/default/{method}\]: \d+ s \[IQR \d+-\d+\] "
+                         r"\(reached in [01]/1\)$", out, re.M), out
+        assert re.search(rf"^model_picks\[hybridbench6/default/{method}\]: \d+ \(of \d+ trials\)$", out, re.M)
+    assert re.search(r"^cost_ratio_vs_random\[hybridbench6/default/bohb\]: \d+\.\d\d$", out, re.M)
+    assert (tmp_path / "anytime_regret.png").stat().st_size > 0
+    lines = [json.loads(line) for line in (tmp_path / "searches.jsonl").read_text().splitlines()]
+    assert sorted(r["key"] for r in lines) == ["hybridbench6/default/bohb/0", "hybridbench6/default/random/0"]
+    assert all(r["curve"][-1][0] <= r["cost_cap_s"] * 1.05 for r in lines)
+
+    with pytest.raises(SystemExit) as exit_info:  # a folder that holds searches is not overwritten silently
+        bench.main(args)
+    assert exit_info.value.code == 2
+    capsys.readouterr()
+    bench.main([*args, "--resume"])
+    assert "resuming: 2 of 2 searches done" in capsys.readouterr().out
+    assert len((tmp_path / "searches.jsonl").read_text().splitlines()) == 2
