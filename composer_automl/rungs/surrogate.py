@@ -6,8 +6,9 @@ Optimizers can only differ where the space is too large to evaluate whole; Hybri
 (pattern, seed) is the model's prediction for the pattern plus seed noise: a Gaussian with the standard
 deviation the table's repeated seeds show, drawn deterministically from (pattern, rung, seed), so two
 seeds of the surrogate agree about as well as two seeds of the real rung (its noise ceiling). The cost
-(reported wall time) comes from a linear cost model of the table's wall times in the pattern's layer
-counts. How well the surrogate ranks patterns it was not fitted on is measured by k-fold
+(reported as the evaluation's time) comes from a linear cost model of the table's CPU seconds (wall seconds
+where a row has none) in the pattern's layer counts: CPU time of a one-thread evaluation does not grow when a
+busy machine slows the wall clock. How well the surrogate ranks patterns it was not fitted on is measured by k-fold
 cross-validation over patterns (:func:`cross_validate`), in the table's report.
 """
 
@@ -82,7 +83,7 @@ class Fitted:
     n_layers: int
     noise_std: float
     cost_coef: tuple[float, float, float]
-    """Wall seconds = c0 + c1 · attention layers + c2 · MLP layers (least squares on the table)."""
+    """Seconds = c0 + c1 · attention layers + c2 · MLP layers (least squares on the table's CPU seconds)."""
 
     def predict(self, patterns: list[str]) -> np.ndarray:
         return self.model.predict(np.stack([features(p) for p in patterns]))
@@ -104,7 +105,8 @@ def fit(table: Path, mtime_ns: int, rung: str, model: str) -> Fitted:
     rows = [r for rs in load_table(table)[rung].values() for r in rs]
     n_attn = np.array([r.pattern.count(ATTENTION.symbol) for r in rows], dtype=float)
     design = np.stack([np.ones_like(n_attn), n_attn, len(patterns[0]) - n_attn], axis=1)
-    coef = np.linalg.lstsq(design, np.array([r.wall_time_s for r in rows]), rcond=None)[0]
+    seconds = np.array([r.cpu_time_s or r.wall_time_s for r in rows])
+    coef = np.linalg.lstsq(design, seconds, rcond=None)[0]
     return Fitted(regressor, lengths.pop(), seed_noise_std(table, rung), tuple(float(c) for c in coef))
 
 
@@ -141,7 +143,7 @@ class SurrogateConfig:
     model: str = "gradient_boosting"
     """The regressor (:data:`MODELS`; gradient boosting ranked best held out on HybridBench-6, where it was chosen)."""
     time_scale: float = 0.0
-    """Sleep the predicted wall time × this per evaluation (0: answer at once, cost still reported)."""
+    """Sleep the predicted seconds × this per evaluation (0: answer at once, cost still reported)."""
 
     def __post_init__(self) -> None:
         choice(self.model, MODELS, "model")
@@ -172,7 +174,7 @@ class SurrogateRung(RungKind):
 
     def evaluate(self, pattern: Pattern, config: SurrogateConfig, width: SearchWidth, out_dir: Path,
                  seed: int) -> RungResult:
-        """The predicted loss plus the seed's noise; the predicted wall time is the evaluation's cost."""
+        """The predicted loss plus the seed's noise; the predicted seconds are the evaluation's cost."""
         fitted = config.fitted()
         text = str(pattern)
         if len(Pattern.parse(text)) != fitted.n_layers:
