@@ -83,8 +83,9 @@ class SearchSettings(PoolSettings):
     optimizer: str = "bohb"
     """``bohb``, ``hyperband``, ``random`` (hpbandster) or ``smac`` (SMAC3's multi-fidelity facade, the
     ``smac`` extra)."""
-    n_iterations: int = 9
-    """Successive-halving brackets to run (BOHB/Hyperband iterations)."""
+    n_iterations: int = 12
+    """Successive-halving brackets to run (BOHB/Hyperband iterations). 12 on the default ladder: 30 trials, the
+    fewest in which BOHB's model proposes (it needs 2·(d + 1) = 14 results at a budget for d = 6 layers)."""
     seed: int = 0
     """Seeds the optimizer's sampling and every trial."""
     run_dir: str | None = None

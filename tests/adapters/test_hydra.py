@@ -32,4 +32,4 @@ def test_composing_on_the_runs_search_path(tmp_path):
     register_schemas("search")
     with composing(CONFIG_DIR, str(tmp_path)):
         cfg = compose("search", overrides=["fidelity=mine"])
-    assert cfg.fidelity.fidelity == 0.5 and cfg.search.n_iterations == 9
+    assert cfg.fidelity.fidelity == 0.5 and cfg.search.n_iterations == 12

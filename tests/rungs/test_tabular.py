@@ -13,7 +13,7 @@ from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.patterns import Pattern
 from composer_automl.spec import SearchWidth
 from composer_automl.rungs.registry import rung_from_mapping
-from composer_automl.engine.ladder import ladder_from_mapping
+from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
 from composer_automl.search.results import read_trials
 from composer_automl.search.run import SearchSettings, run_search
 from composer_automl.spaces import load_space
@@ -72,3 +72,15 @@ def test_bohb_on_a_tabular_rung_runs_30_trials_in_seconds_and_fits_its_model(mak
     assert summary["sampling"] == {"model_based_configs": sum(picks), "random_configs": 30 - sum(picks),
                                    "model_based_trials": sum(picks), "random_trials": 30 - sum(picks)}
     assert Counter(r.rung for r in records) == {"tab": 30}
+
+
+@pytest.mark.timeout(180)
+def test_the_default_search_replayed_on_hybridbench6_gets_model_based_picks(tmp_path):
+    """The main job's search (shipped search.* defaults, the default ladder replayed from HybridBench-6's
+    recorded rows) reaches 14 results at a budget, so BOHB's model proposes some of its configurations."""
+    settings = SearchSettings(n_workers=1, ping_interval_s=1)
+    summary = run_search(settings, load_space("one-shot-6"), load_ladder("hybridbench6"), tmp_path / "search")
+    records = read_trials(tmp_path / "search")
+    assert len(records) == 30 and all(r.ok for r in records)
+    assert summary["sampling"]["model_based_configs"] >= 1, summary["sampling"]
+    assert sum(bool(r.model_based_pick) for r in records) == summary["sampling"]["model_based_trials"]
