@@ -114,13 +114,14 @@ def main() -> int:
         print("skipped: no CUDA device (bench_train_gpu measures bf16 training on a GPU)")
         return 0
     from composer_automl.quiet import quiet_lightning
-    from composer_automl.throughput import device_peak_flops
+    from composer_automl.throughput import peak_flops
 
     device = torch.cuda.get_device_name(0) if args.accelerator == "gpu" else "cpu"
     dtype = "bf16-mixed" if args.accelerator == "gpu" else "fp32"
     if args.accelerator == "gpu":
-        peak = device_peak_flops(torch.device("cuda", 0), "bf16-mixed")
-        print(f"peak_bf16_tflops: {peak / 1e12 if peak else float('nan'):.1f}")
+        peak = peak_flops(torch.device("cuda", 0), "bf16-mixed")
+        print(f"peak_bf16_tflops: {peak.flops / 1e12:.1f}")
+        print(f"# peak from: {peak.source}")
     print(f"# device: {device}, {dtype}, TP=1, micro-batch {args.micro_batch} × seq_len {args.seq_len}, "
           f"{args.steps} measured steps after {args.steps} warm-up steps, composer-automl train's Lightning path")
     kernels = kernel_choices(args.accelerator)

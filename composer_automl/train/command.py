@@ -114,7 +114,7 @@ def build_run(p: TrainPlan, callbacks: Sequence = ()):
     throughput = TokenThroughput(
         flops_per_token=p.spec.flops_per_token(t.seq_len),
         tokens_per_step=t.micro_batch_size * t.seq_len * dp_size,  # per micro-batch (one training batch)
-        peak_flops=None if t.peak_tflops is None else t.peak_tflops * 1e12,
+        peak_tflops=t.peak_tflops,
         window=t.log_every,
     )
     checkpoints = [  # the newest keep_last_k by step; Lightning deletes older ones through the strategy

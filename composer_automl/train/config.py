@@ -43,7 +43,8 @@ class TrainerConfig:
     keep_last_k: int = 3
     """Keep only the newest k checkpoints of this run (each holds weights and optimizer state)."""
     peak_tflops: Optional[float] = None
-    """Per-device peak dense TFLOP/s for MFU; null = look the device up (H100/H200/A100)."""
+    """Per-device dense peak TFLOP/s that MFU is measured against; null = look the device up (Lightning's
+    table, then ``composer_automl.throughput.PEAKS``: every H100/H200/A100 name CUDA reports)."""
 
     def __post_init__(self) -> None:
         devices.check_fields(self.accelerator, self.precision, self.devices)
