@@ -12,6 +12,7 @@ from composer_automl.adapters.lightning import is_last_micro_batch, set_batch_pr
 from composer_automl.optim import OptimConfig, lightning_optimizers
 from composer_automl.spec import ModelSpec
 from composer_automl.tokens import IGNORE_INDEX
+from composer_automl.trainer import log_step_scalars
 
 if TYPE_CHECKING:
     from composer_automl.parallel.kernels import Kernels
@@ -105,14 +106,7 @@ class ParallelLMModule(L.LightningModule):
         loss = masked_mean_loss(self.model, inputs, targets)
         self._step_loss.append(loss.detach())
         if is_last_micro_batch(self.trainer):  # the optimizer steps after this micro-batch
-            # No step may wait for the device: Lightning reads progress-bar values on the host after every batch
-            # and turns a logged Python number into a device tensor (a blocking copy), so the learning rate is a
-            # host tensor and the bar shows a host copy of the loss taken on logging steps (which sync anyway).
-            global_loss = self._global_batch_loss()
-            self.log("train/loss", global_loss)
-            self.log("train/lr", torch.tensor(self.lr_schedulers().get_last_lr()[0]))
-            if (self.trainer.global_step + 1) % self.trainer.log_every_n_steps == 0:
-                self.log("loss", global_loss.detach().cpu(), prog_bar=True, logger=False)
+            log_step_scalars(self, self._global_batch_loss(), lr=self.lr_schedulers().get_last_lr()[0])
         return loss
 
     def _global_batch_loss(self) -> torch.Tensor:
