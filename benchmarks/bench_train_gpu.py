@@ -15,7 +15,8 @@ torch's multi-tensor AdamW instead of the fused one) and ``mbN`` (micro-batch N 
 ``local+fused+foreach``, the defaults of commit a7bc85e (the issue-23 measurements), then today's
 defaults (``local``), compiled layers, compiled layers with selective checkpointing at twice the
 micro-batch, and ``te`` where Transformer Engine imports.
-Each run trains ``2 × --steps`` optimizer steps; the figures are the second window's
+Choices run in order, each on the baseline then the hybrid, every figure printed as soon as it is
+known (a run cut short by a timeout keeps whole pairs). Each run trains ``2 × --steps`` optimizer steps; the figures are the second window's
 ``perf/tokens_per_s`` and ``perf/mfu`` as the run logs them (the first window holds the
 warm-up: allocator, autotuning, compilation) and the run's peak GPU memory. Ratios compare
 figures of this run only. Without a CUDA device (and ``--accelerator gpu``) it prints
@@ -175,35 +176,39 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
         tmp = Path(tmp)
         for size, baseline, hybrid in model_pairs(args):
-            figures: dict[str, dict[str, float]] = {}
+            files = {}
             for label, spec in (("baseline", baseline), ("hybrid", hybrid)):
-                spec_file, data = tmp / f"{size}-{label}.yaml", tmp / f"{size}-{label}-tokens"
-                spec.save_yaml(spec_file)
-                write_tokens(data, spec.vocab_size, 2 * args.steps * max(micro_batches) * (args.seq_len + 1) + 4096)
+                files[label] = tmp / f"{size}-{label}.yaml", tmp / f"{size}-{label}-tokens"
+                spec.save_yaml(files[label][0])
+                write_tokens(files[label][1], spec.vocab_size,
+                             2 * args.steps * max(micro_batches) * (args.seq_len + 1) + 4096)
                 print(f"{size}_{label}_pattern: {spec.pattern.run_length()}")
                 print(f"{size}_{label}_params_m: {spec.num_params() / 1e6:.1f}")
-                for choice in kernels:
+            rate: dict[str, float] = {}
+            # Choice by choice, both models, each figure printed as soon as it is known: a run cut short by a
+            # timeout still holds whole pairs and their ratios.
+            for choice in kernels:
+                for label in ("baseline", "hybrid"):
+                    spec_file, data = files[label]
                     try:
                         got = train_figures(spec_file, data, tmp / f"{size}-{label}-{choice}", choice, args)
                     except Exception as err:  # one failing choice (out of memory, a compile error) leaves the others
-                        print(f"{size}_{label}_error[{choice}]: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+                        print(f"{size}_{label}_error[{choice}]: {type(err).__name__}: {str(err).splitlines()[0][:200]}",
+                              flush=True)
                         free_memory()
                         continue
-                    figures[f"{label}[{choice}]"] = got
+                    rate[f"{label}[{choice}]"] = got["perf/tokens_per_s"]
                     print(f"{size}_{label}_tokens_per_s[{choice}]: {got['perf/tokens_per_s']:.0f}")
                     print(f"{size}_{label}_mfu[{choice}]: {got.get('perf/mfu', float('nan')):.3f}")
                     if "peak_mem_gib" in got:
                         print(f"{size}_{label}_peak_mem_gib[{choice}]: {got['peak_mem_gib']:.1f}")
-            rate = {key: got["perf/tokens_per_s"] for key, got in figures.items()}
-            for choice in kernels:
-                if f"hybrid[{choice}]" in rate and f"baseline[{choice}]" in rate:
-                    ratio = rate[f"hybrid[{choice}]"] / rate[f"baseline[{choice}]"]
-                    print(f"{size}_hybrid_vs_baseline_throughput[{choice}]: {ratio:.3f}")
-            for choice in kernels[1:]:
-                for label in ("baseline", "hybrid"):
-                    if f"{label}[{choice}]" in rate and f"{label}[{reference}]" in rate:
+                    if choice != reference and f"{label}[{reference}]" in rate:
                         ratio = rate[f"{label}[{choice}]"] / rate[f"{label}[{reference}]"]
                         print(f"{size}_{label}_{choice}_over_{reference}: {ratio:.3f}")
+                    sys.stdout.flush()
+                if f"hybrid[{choice}]" in rate and f"baseline[{choice}]" in rate:
+                    ratio = rate[f"hybrid[{choice}]"] / rate[f"baseline[{choice}]"]
+                    print(f"{size}_hybrid_vs_baseline_throughput[{choice}]: {ratio:.3f}", flush=True)
     return 0
 
 
