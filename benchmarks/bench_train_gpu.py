@@ -1,18 +1,26 @@
 """Training throughput and MFU through ``composer-automl train``'s own path: hybrid vs Llama-style baseline.
 
-    python benchmarks/bench_train_gpu.py [--quick] [--seq-len 2048] [--micro-batch 8] [--steps 10]
+    python benchmarks/bench_train_gpu.py [--sizes 350M,1B] [--choices local,local+compile] [--steps 10]
     python benchmarks/bench_train_gpu.py --accelerator cpu --smoke    # the same code on CPU, tiny models
 
 For each size (350M, 1B) the paper's ``2A+4M`` pattern is stacked to the baseline's
 parameter count (``composer_automl.extrapolate.fit_depth``; the 1B baseline is Llama 3.2
 1B) and both are trained by the real ``train`` code: ``plan`` → Lightning ``Trainer`` with
 ``MegatronDDPStrategy`` (TP=1, one device), bf16-mixed on GPU, on a synthetic megatron
-indexed dataset read in place, once per kernel choice: ``local`` (unfused), ``local+fused``
-(``parallel.fusions``) and ``te`` (``parallel.impl=te``, when Transformer Engine imports).
-Each run trains ``2 × --steps`` optimizer steps; the figures are the second window's
+indexed dataset read in place, once per kernel choice. A choice is ``IMPL[+FLAG…]``: ``local`` or
+``te`` (``parallel.impl``), then ``fused`` (``parallel.fusions``), ``compile`` (``parallel.compile``),
+``selective`` / ``full`` (``trainer.activation_checkpointing``), ``foreach`` (``optim.fused=false``:
+torch's multi-tensor AdamW instead of the fused one) and ``mbN`` (micro-batch N instead of
+``--micro-batch``). The first choice is the reference of the ratios; the default list starts with
+``local+fused+foreach``, the defaults of commit a7bc85e (the issue-23 measurements), then today's
+defaults (``local``), compiled layers, compiled layers with selective checkpointing at twice the
+micro-batch, and ``te`` where Transformer Engine imports.
+Choices run in order, each on the baseline then the hybrid, every figure printed as soon as it is
+known (a run cut short by a timeout keeps whole pairs). Each run trains ``2 × --steps`` optimizer steps; the figures are the second window's
 ``perf/tokens_per_s`` and ``perf/mfu`` as the run logs them (the first window holds the
-warm-up: allocator, autotuning, compilation of fused kernels). Ratios compare figures of
-this run only. Without a CUDA device (and ``--accelerator gpu``) it prints ``skipped`` and exits 0.
+warm-up: allocator, autotuning, compilation) and the run's peak GPU memory. Ratios compare
+figures of this run only. Without a CUDA device (and ``--accelerator gpu``) it prints
+``skipped`` and exits 0.
 """
 
 from __future__ import annotations
@@ -52,27 +60,62 @@ class LastWindow(L.Callback):
                 self.figures[key] = float(trainer.callback_metrics[key])
 
 
-def train_figures(spec_file: Path, data: Path, out: Path, kernels: str, args) -> dict[str, float]:
-    """tokens/s and MFU of the second ``--steps`` window of one ``composer-automl train`` run."""
+FLAGS = {
+    "fused": ("parallel", "fusions", True),
+    "compile": ("parallel", "compile", True),
+    "selective": ("trainer", "activation_checkpointing", "selective"),
+    "full": ("trainer", "activation_checkpointing", "full"),
+    "foreach": ("optim", "fused", False),
+}
+"""Flag of a kernel choice → (config section, key, value)."""
+
+
+def choice_overrides(choice: str, micro_batch: int) -> dict[str, dict]:
+    """Config sections of a kernel choice ``IMPL[+FLAG…]`` (see the module docstring)."""
+    impl, *flags = choice.split("+")
+    overrides = {"parallel": {"impl": impl, "fusions": False}, "trainer": {"micro_batch_size": micro_batch},
+                 "optim": {}}
+    for flag in flags:
+        if flag.startswith("mb") and flag[2:].isdigit():
+            overrides["trainer"]["micro_batch_size"] = int(flag[2:])
+        elif flag in FLAGS:
+            section, key, value = FLAGS[flag]
+            overrides[section][key] = value
+        else:
+            raise SystemExit(f"error: kernel choice {choice!r}: unknown flag {flag!r}; flags: {sorted(FLAGS)}, mbN")
+    return overrides
+
+
+def train_figures(spec_file: Path, data: Path, out: Path, choice: str, args) -> dict[str, float]:
+    """tokens/s, MFU and peak memory of the second ``--steps`` window of one ``composer-automl train`` run."""
     from composer_automl.config import to_dataclass
     from composer_automl.train.command import plan, train
     from composer_automl.train.config import TrainConfig
 
-    impl, fused = kernels.split("+")[0], kernels.endswith("+fused")
+    overrides = choice_overrides(choice, args.micro_batch)
     config = to_dataclass(TrainConfig, {
         "model": str(spec_file), "out_dir": str(out), "data": {"path": str(data)},
         "trainer": {"accelerator": args.accelerator, "devices": 1, "max_steps": 2 * args.steps,
-                    "micro_batch_size": args.micro_batch, "seq_len": args.seq_len, "log_every": args.steps,
-                    "val_every": 0, "ckpt_every": 0},
-        "parallel": {"tp": 1, "impl": impl, "fusions": fused},
-        "optim": {"warmup_steps": 1, "max_steps": 2 * args.steps},
+                    "seq_len": args.seq_len, "log_every": args.steps, "val_every": 0, "ckpt_every": 0,
+                    **overrides["trainer"]},
+        "parallel": {"tp": 1, **overrides["parallel"]},
+        "optim": {"warmup_steps": 1, "max_steps": 2 * args.steps, **overrides["optim"]},
     }, "train")
     window = LastWindow()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     train(plan(config), callbacks=[window])
-    gc.collect()  # free this run's model and optimizer state before the next run builds its own
+    if torch.cuda.is_available():
+        window.figures["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    free_memory()
+    return window.figures
+
+
+def free_memory() -> None:
+    """Free a run's model and optimizer state before the next run builds its own."""
+    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return window.figures
 
 
 def kernel_choices(accelerator: str) -> list[str]:
@@ -80,7 +123,8 @@ def kernel_choices(accelerator: str) -> list[str]:
 
     if accelerator == "cpu":
         return ["local"]  # CPU runs never fuse
-    return ["local", "local+fused"] + ([] if transformer_engine_error() else ["te"])
+    return (["local+fused+foreach", "local", "local+compile", "local+compile+selective+mb16"]
+            + ([] if transformer_engine_error() else ["te"]))
 
 
 def model_pairs(args) -> list[tuple[str, object, object]]:
@@ -93,7 +137,7 @@ def model_pairs(args) -> list[tuple[str, object, object]]:
         tiny = get_preset("tiny").replace(max_seq_len=max(args.seq_len, 256))
         return [("tiny", tiny, tiny.replace(pattern=Pattern.parse("AMMAMM")))]
     pairs = []
-    for size in ("350M",) if args.quick else ("350M", "1B"):
+    for size in args.sizes.split(","):
         seq = max(args.seq_len, 2048)
         baseline = get_preset("llama3.2-1B" if size == "1B" else size).replace(max_seq_len=seq)
         hybrid = fit_depth(Pattern.parse("2A+4M"), size, "stack").spec.replace(max_seq_len=seq)
@@ -103,7 +147,9 @@ def model_pairs(args) -> list[tuple[str, object, object]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="350M only")
+    parser.add_argument("--sizes", default="350M,1B", help="comma list of 350M, 1B")
+    parser.add_argument("--choices", default=None,
+                        help="comma list of kernel choices IMPL[+FLAG...] (default: see the module docstring)")
     parser.add_argument("--smoke", action="store_true", help="tiny models: check the path, not a speed figure")
     parser.add_argument("--accelerator", choices=("gpu", "cpu"), default="gpu")
     parser.add_argument("--seq-len", type=int, default=2048)
@@ -114,38 +160,55 @@ def main() -> int:
         print("skipped: no CUDA device (bench_train_gpu measures bf16 training on a GPU)")
         return 0
     from composer_automl.quiet import quiet_lightning
-    from composer_automl.throughput import device_peak_flops
+    from composer_automl.throughput import peak_flops
 
     device = torch.cuda.get_device_name(0) if args.accelerator == "gpu" else "cpu"
     dtype = "bf16-mixed" if args.accelerator == "gpu" else "fp32"
     if args.accelerator == "gpu":
-        peak = device_peak_flops(torch.device("cuda", 0), "bf16-mixed")
-        print(f"peak_bf16_tflops: {peak / 1e12 if peak else float('nan'):.1f}")
+        peak = peak_flops(torch.device("cuda", 0), "bf16-mixed")
+        print(f"peak_bf16_tflops: {peak.flops / 1e12:.1f}")
+        print(f"# peak from: {peak.source}")
     print(f"# device: {device}, {dtype}, TP=1, micro-batch {args.micro_batch} × seq_len {args.seq_len}, "
           f"{args.steps} measured steps after {args.steps} warm-up steps, composer-automl train's Lightning path")
-    kernels = kernel_choices(args.accelerator)
+    kernels = args.choices.split(",") if args.choices else kernel_choices(args.accelerator)
+    micro_batches = [choice_overrides(c, args.micro_batch)["trainer"]["micro_batch_size"] for c in kernels]
+    reference = kernels[0]
     with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
         tmp = Path(tmp)
         for size, baseline, hybrid in model_pairs(args):
-            figures: dict[str, dict[str, float]] = {}
+            files = {}
             for label, spec in (("baseline", baseline), ("hybrid", hybrid)):
-                spec_file, data = tmp / f"{size}-{label}.yaml", tmp / f"{size}-{label}-tokens"
-                spec.save_yaml(spec_file)
-                write_tokens(data, spec.vocab_size, 2 * args.steps * args.micro_batch * (args.seq_len + 1) + 4096)
+                files[label] = tmp / f"{size}-{label}.yaml", tmp / f"{size}-{label}-tokens"
+                spec.save_yaml(files[label][0])
+                write_tokens(files[label][1], spec.vocab_size,
+                             2 * args.steps * max(micro_batches) * (args.seq_len + 1) + 4096)
                 print(f"{size}_{label}_pattern: {spec.pattern.run_length()}")
                 print(f"{size}_{label}_params_m: {spec.num_params() / 1e6:.1f}")
-                for choice in kernels:
-                    got = train_figures(spec_file, data, tmp / f"{size}-{label}-{choice}", choice, args)
-                    figures[f"{label}[{choice}]"] = got
+            rate: dict[str, float] = {}
+            # Choice by choice, both models, each figure printed as soon as it is known: a run cut short by a
+            # timeout still holds whole pairs and their ratios.
+            for choice in kernels:
+                for label in ("baseline", "hybrid"):
+                    spec_file, data = files[label]
+                    try:
+                        got = train_figures(spec_file, data, tmp / f"{size}-{label}-{choice}", choice, args)
+                    except Exception as err:  # one failing choice (out of memory, a compile error) leaves the others
+                        print(f"{size}_{label}_error[{choice}]: {type(err).__name__}: {str(err).splitlines()[0][:200]}",
+                              flush=True)
+                        free_memory()
+                        continue
+                    rate[f"{label}[{choice}]"] = got["perf/tokens_per_s"]
                     print(f"{size}_{label}_tokens_per_s[{choice}]: {got['perf/tokens_per_s']:.0f}")
                     print(f"{size}_{label}_mfu[{choice}]: {got.get('perf/mfu', float('nan')):.3f}")
-            for choice in kernels:
-                ratio = figures[f"hybrid[{choice}]"]["perf/tokens_per_s"] / figures[f"baseline[{choice}]"]["perf/tokens_per_s"]
-                print(f"{size}_hybrid_vs_baseline_throughput[{choice}]: {ratio:.3f}")
-            for choice in kernels[1:]:
-                for label in ("baseline", "hybrid"):
-                    ratio = figures[f"{label}[{choice}]"]["perf/tokens_per_s"] / figures[f"{label}[local]"]["perf/tokens_per_s"]
-                    print(f"{size}_{label}_{choice}_over_local: {ratio:.3f}")
+                    if "peak_mem_gib" in got:
+                        print(f"{size}_{label}_peak_mem_gib[{choice}]: {got['peak_mem_gib']:.1f}")
+                    if choice != reference and f"{label}[{reference}]" in rate:
+                        ratio = rate[f"{label}[{choice}]"] / rate[f"{label}[{reference}]"]
+                        print(f"{size}_{label}_{choice}_over_{reference}: {ratio:.3f}")
+                    sys.stdout.flush()
+                if f"hybrid[{choice}]" in rate and f"baseline[{choice}]" in rate:
+                    ratio = rate[f"hybrid[{choice}]"] / rate[f"baseline[{choice}]"]
+                    print(f"{size}_hybrid_vs_baseline_throughput[{choice}]: {ratio:.3f}", flush=True)
     return 0
 
 

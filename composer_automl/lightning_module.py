@@ -11,6 +11,7 @@ from composer_automl.model import HybridLM
 from composer_automl.optim import OptimConfig, lightning_optimizers
 from composer_automl.spec import ModelSpec
 from composer_automl.tokens import IGNORE_INDEX
+from composer_automl.trainer import log_step_scalars
 
 
 def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -46,9 +47,7 @@ class HybridLMModule(L.LightningModule):
         inputs, targets = batch
         loss = next_token_loss(self(inputs), targets)
         self.tokens_seen += inputs.numel()
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/tokens", float(self.tokens_seen))
-        self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
+        log_step_scalars(self, loss, tokens=self.tokens_seen, lr=self.lr_schedulers().get_last_lr()[0])
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

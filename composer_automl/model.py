@@ -10,7 +10,10 @@ SwiGLU down) are N(0, 0.02/√(2·n_layers)); RMSNorm weights are ones.
 
 Inference: :meth:`HybridLM.generate` decodes with a :class:`KVCache` that only the
 attention layers hold (an ``M`` layer needs no past), so a pattern's cache is
-``n_attention_layers / n_layers`` of a Llama-style model's at the same depth.
+``n_attention_layers / n_layers`` of a Llama-style model's at the same depth. At batch 1 a
+decode step is a few hundred small kernels, so on a GPU launching them costs more than
+reading the weights: :class:`StaticDecoder` decodes with shapes that never change and
+replays each step as one CUDA graph (``generate(decode=...)``, :data:`DECODE_MODES`).
 
 This module imports nothing of ours: a Hugging Face export carries a copy of it beside its
 modeling file (:mod:`composer_automl.modeling_hybrid`), so ``trust_remote_code`` loads the
@@ -20,6 +23,7 @@ fields of :class:`Architecture` (a :class:`~composer_automl.spec.ModelSpec`, or 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable, Iterable, Protocol
 
@@ -77,6 +81,11 @@ class KVCache:
         self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_attention)]
         self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_attention)]
         self.length = 0
+        self.position = torch.zeros(1, dtype=torch.long, device=device)
+        """Static decode steps (:meth:`HybridLM.decode_step`): where the next token goes, a tensor advanced in place."""
+        self.slots = torch.arange(max_len, device=device)
+        self.static_step = False
+        """True inside a static decode step: attention writes at ``position`` and reads every slot up to it."""
 
     @property
     def nbytes(self) -> int:
@@ -91,6 +100,17 @@ class KVCache:
         self.keys[slot][:, :, self.length : end] = k
         self.values[slot][:, :, self.length : end] = v
         return self.keys[slot][:, :, :end], self.values[slot][:, :, :end]
+
+    def write(self, slot: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store one token's (B, n_kv, 1, hd) key/value of attention layer ``slot`` at ``position``; return the
+        whole buffers (B, n_kv, max_len, hd): the shapes do not depend on the position."""
+        self.keys[slot].index_copy_(2, self.position, k)
+        self.values[slot].index_copy_(2, self.position, v)
+        return self.keys[slot], self.values[slot]
+
+    def visible(self) -> torch.Tensor:
+        """(1, max_len) bool: the slots a static step's query sees (those up to ``position``)."""
+        return (self.slots <= self.position)[None]
 
 
 class Attention(nn.Module):
@@ -114,10 +134,14 @@ class Attention(nn.Module):
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        cos, sin = cos[past : past + T], sin[past : past + T]
+        static = cache is not None and cache.static_step  # one token at cache.position (a tensor)
+        cos, sin = (cos[cache.position], sin[cache.position]) if static else (cos[past : past + T], sin[past : past + T])
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         mask = None
-        if cache is not None:
+        if static:
+            k, v = cache.write(self.cache_slot, k, v)  # (B, nkv, max_len, hd)
+            mask = cache.visible()
+        elif cache is not None:
             k, v = cache.append(self.cache_slot, k, v)  # (B, nkv, past + T, hd)
             if past and T > 1:  # new query i (absolute past + i) sees keys 0 .. past + i
                 mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
@@ -181,6 +205,7 @@ class HybridLM(nn.Module):
         self.lm_head = None if spec.tie_embeddings else nn.Linear(spec.d_model, spec.vocab_size, bias=False)
         self.reset_rope()
         self.reset_parameters()
+        self._static_decoder: tuple[tuple, StaticDecoder] | None = None  # (key, decoder) of the last static decode
 
     def reset_rope(self) -> None:
         """(Re)compute the RoPE tables: buffers outside the state dict, on the embedding's device."""
@@ -209,40 +234,169 @@ class HybridLM(nn.Module):
             x = layer(x, self.rope_cos, self.rope_sin, cache)
         if cache is not None:
             cache.length += T
-        x = self.final_norm(x)
+        return self._logits(x)  # (B, T, V)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.embed.weight if self.lm_head is None else self.lm_head.weight
-        return F.linear(x, weight)  # (B, T, V)
+        return F.linear(self.final_norm(x), weight)
+
+    def decode_step(self, token: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits (B, V) of ``token`` (B, 1) at ``cache.position``, which then advances (in place). No shape and no
+        Python value depends on the position, so a CUDA graph captured once replays every step."""
+        cache.static_step = True
+        try:
+            x = self.embed(token)  # (B, 1, d)
+            for layer in self.layers:
+                x = layer(x, self.rope_cos, self.rope_sin, cache)
+        finally:
+            cache.static_step = False
+        cache.position += 1
+        return self._logits(x)[:, -1]
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, use_cache: bool = True,
                  generator: torch.Generator | None = None,
-                 stop: Callable[[torch.Tensor], bool] | None = None) -> torch.Tensor:
+                 stop: Callable[[torch.Tensor], bool] | None = None, decode: str = "eager") -> torch.Tensor:
         """Continue ``prompt`` (B, T0) by ``max_new_tokens`` tokens → (B, T0 + max_new_tokens).
 
         ``temperature=0`` decodes greedily; otherwise it samples from the softmax of
         logits / temperature, restricted to the ``top_k`` most likely tokens when given.
         With ``use_cache`` the prompt is run once (prefill) and each new token reuses the
         keys/values of the attention layers; without, every step recomputes the whole
-        sequence (the reference the cached path must equal). ``stop(tokens)`` is asked
-        after each new token (tokens so far, (B, T)); True ends generation early.
+        sequence (the reference the cached path must equal). ``decode`` (one of
+        :data:`DECODE_MODES`) picks how cached steps run: ``eager`` grows the cache's views
+        token by token; the others are a :class:`StaticDecoder`'s (kept on the model for the next
+        call of the same batch, length bucket and mode). ``stop(tokens)`` is asked after each new
+        token (tokens so far, (B, T)); True ends generation early.
         """
         if max_new_tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1):
             raise ValueError("generate needs max_new_tokens >= 0, temperature >= 0 and top_k >= 1")
+        decoder = self.decoder(prompt.shape[0], prompt.shape[1] + max_new_tokens, decode) if use_cache else None
         tokens = prompt
-        cache = None
-        if use_cache:
-            param = self.embed.weight
-            cache = KVCache(self.spec, prompt.shape[0], prompt.shape[1] + max_new_tokens, param.device, param.dtype)
-        step_input = prompt
-        for _ in range(max_new_tokens):
-            logits = self(step_input if use_cache else tokens, cache)[:, -1].float()  # (B, V)
-            next_token = sample_next(logits, temperature, top_k, generator)  # (B, 1)
+        for i in range(max_new_tokens):
+            if decoder is None:
+                logits = self(tokens)[:, -1]
+            else:
+                logits = decoder.prefill(prompt) if i == 0 else decoder.step(tokens[:, -1:])  # (B, V)
+            next_token = sample_next(logits.float(), temperature, top_k, generator)  # (B, 1)
             tokens = torch.cat([tokens, next_token], dim=1)
-            step_input = next_token
             if stop is not None and stop(tokens):
                 break
         return tokens
+
+    def decoder(self, batch: int, max_len: int, decode: str = "eager") -> EagerDecoder | StaticDecoder:
+        """A KV-cached decoder of ``batch`` rows of up to ``max_len`` tokens that runs its steps as ``decode`` says
+        (:data:`DECODE_MODES`): a new :class:`EagerDecoder`, or the model's :class:`StaticDecoder`."""
+        if decode not in DECODE_MODES:
+            raise ValueError(f"decode={decode!r}; choose one of {list(DECODE_MODES)}")
+        if decode == "eager":
+            return EagerDecoder(self, batch, max_len)
+        return self.static_decoder(batch, max_len, decode)
+
+    def static_decoder(self, batch: int, max_len: int, mode: str) -> StaticDecoder:
+        """The model's :class:`StaticDecoder` for ``batch`` rows of up to ``max_len`` tokens (rounded up to a multiple
+        of :data:`DECODE_BUCKET`): the one kept from the last call when it fits, else a new one."""
+        max_len = min(-(-max_len // DECODE_BUCKET) * DECODE_BUCKET, self.spec.max_seq_len)
+        param = self.embed.weight
+        key = (batch, max_len, mode, param.device, param.dtype, torch.is_inference_mode_enabled())
+        if self._static_decoder is None or self._static_decoder[0] != key:
+            self._static_decoder = None  # free the old cache (and graph) before allocating the new one
+            self._static_decoder = (key, StaticDecoder(self, batch, max_len, mode))
+        return self._static_decoder[1]
+
+
+DECODE_MODES = ("eager", "static", "cuda-graph", "compile")
+"""How :meth:`HybridLM.generate` runs cached decode steps: ``eager`` (the cache's filled views, shapes growing by a
+token a step), ``static`` (:class:`StaticDecoder`, kernels launched one by one), ``cuda-graph`` (a static step
+captured once as a CUDA graph, then replayed: one launch per token; CUDA only), ``compile`` (a static step compiled
+by Inductor into fused kernels, and on CUDA captured as a CUDA graph too; the first call compiles)."""
+
+DECODE_BUCKET = 128
+"""A static decoder's cache length is rounded up to a multiple of this, so nearby lengths reuse it (and its graph)."""
+
+
+class EagerDecoder:
+    """Cached decoding as it always was: a :class:`KVCache` whose filled views grow by a token a step."""
+
+    def __init__(self, model: HybridLM, batch: int, max_len: int):
+        param = model.embed.weight
+        self.model, self.cache = model, KVCache(model.spec, batch, max_len, param.device, param.dtype)
+
+    def prefill(self, prompt: torch.Tensor) -> torch.Tensor:
+        """Logits (B, V) of the last token of ``prompt`` (B, T0), whose keys and values the cache then holds."""
+        return self.model(prompt, self.cache)[:, -1]
+
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        """Logits (B, V) after the next token ``token`` (B, 1)."""
+        return self.model(token, self.cache)[:, -1]
+
+
+class StaticDecoder:
+    """Decodes ``batch`` rows one token per step with shapes that never change, so that one CUDA graph can replay
+    every step (``mode``: ``static``, ``cuda-graph`` or ``compile``, see :data:`DECODE_MODES`).
+
+    It owns a :class:`KVCache` of ``max_len`` tokens. :meth:`prefill` runs the prompt through the ordinary forward
+    (filling the cache's first slots); each :meth:`step` is :meth:`HybridLM.decode_step`: it writes the new
+    token's keys and values at ``cache.position`` and attends over the whole cache under a mask of the slots
+    up to it (masked slots weigh exactly zero, so greedy tokens are the eager path's). A graph is captured
+    (and ``compile`` compiled) when the decoder is built, not while decoding.
+    """
+
+    def __init__(self, model: HybridLM, batch: int, max_len: int, mode: str):
+        if mode not in DECODE_MODES[1:]:
+            raise ValueError(f"static decoding mode {mode!r}; choose one of {list(DECODE_MODES[1:])}")
+        param = model.embed.weight
+        on_cuda = param.device.type == "cuda"
+        if mode == "cuda-graph" and not on_cuda:
+            raise ValueError("decode='cuda-graph' needs the model on a CUDA device; use 'static' or 'compile'")
+        self.model, self.max_len = model, max_len
+        self.cache = KVCache(model.spec, batch, max_len, param.device, param.dtype)
+        self.token = torch.zeros(batch, 1, dtype=torch.long, device=param.device)
+        self._step = torch.compile(model.decode_step, fullgraph=True, dynamic=False) if mode == "compile" \
+            else model.decode_step
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._logits: torch.Tensor | None = None
+        if mode == "compile" or on_cuda and mode == "cuda-graph":
+            self._warm_up(capture=on_cuda)
+
+    def _warm_up(self, capture: bool) -> None:
+        """Run the step twice (kernels chosen, Inductor compiled), then capture it as a CUDA graph when ``capture``.
+        The warm-up writes into slots that prefill and the real steps overwrite before any query sees them."""
+        device = self.token.device
+        stream = torch.cuda.Stream(device) if capture else None
+        if capture:  # capture needs its warm-up on a side stream
+            stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream) if capture else contextlib.nullcontext():
+            for _ in range(2):
+                self._step(self.token, self.cache)
+        if capture:
+            torch.cuda.current_stream(device).wait_stream(stream)
+            self.cache.position.zero_()
+            self._graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._graph):
+                self._logits = self._step(self.token, self.cache)
+        self.cache.position.zero_()
+
+    def prefill(self, prompt: torch.Tensor) -> torch.Tensor:
+        """Logits (B, V) of the last token of ``prompt`` (B, T0); the cache then holds the prompt and nothing after."""
+        if prompt.shape[1] >= self.max_len:
+            raise ValueError(f"a prompt of {prompt.shape[1]} tokens leaves no slot in a {self.max_len}-token decoder")
+        self.cache.length = 0
+        logits = self.model(prompt, self.cache)[:, -1]
+        self.cache.position.fill_(prompt.shape[1])
+        return logits
+
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        """Logits (B, V) after the next token ``token`` (B, 1): the graph replayed, or the (compiled) step run."""
+        if self.cache.length >= self.max_len:
+            raise ValueError(f"the static decoder holds {self.max_len} tokens; no slot is left")
+        self.token.copy_(token)
+        self.cache.length += 1
+        if self._graph is not None:
+            self._graph.replay()
+            return self._logits
+        return self._step(self.token, self.cache)
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -44,6 +45,9 @@ class OptimConfig:
     """Optimizer steps per epoch (``cosine-epoch`` anneals once per epoch)."""
     decay_all: bool = False
     """Weight decay on every parameter (MAD's reference) instead of matrices only (never norms or biases)."""
+    fused: Optional[bool] = None
+    """AdamW as one fused kernel per step (``torch.optim.AdamW(fused=True)``); null = fused when the parameters
+    are on a GPU, torch's default otherwise (so a CPU run keeps its numbers)."""
 
     def __post_init__(self) -> None:
         choice(self.schedule, SCHEDULES, "schedule")
@@ -87,11 +91,12 @@ def param_groups(model: nn.Module, weight_decay: float, decay_all: bool = False)
 
 
 def build_optimizer(model: nn.Module, optim: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over :func:`param_groups` and its :func:`lr_factor` schedule."""
-    optimizer = torch.optim.AdamW(
-        param_groups(model, optim.weight_decay, optim.decay_all), lr=optim.lr, betas=(optim.beta1, optim.beta2),
-        eps=optim.eps,
-    )
+    """AdamW over :func:`param_groups` (fused per ``optim.fused``) and its :func:`lr_factor` schedule."""
+    groups = param_groups(model, optim.weight_decay, optim.decay_all)
+    fused = optim.fused
+    if fused is None:
+        fused = all(p.is_cuda for group in groups for p in group["params"]) or None  # None: torch's default
+    optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps, fused=fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, optim))
     return optimizer, scheduler
 

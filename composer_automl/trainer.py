@@ -1,4 +1,5 @@
-"""The Lightning ``Trainer`` of every training loop: pretraining, MAD runs and tensor-parallel training."""
+"""The Lightning ``Trainer`` of every training loop (pretraining, MAD runs, tensor-parallel training), and how
+their training steps log scalars."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from composer_automl.devices import Device
@@ -38,3 +40,20 @@ def build_trainer(device: Device, out_dir: str | Path, log_name: str, *, max_ste
         default_root_dir=str(out_dir),
         **options,
     )
+
+
+def log_step_scalars(module: L.LightningModule, loss: torch.Tensor, **host_values: float) -> None:
+    """Log a training step's ``train/loss`` (a device tensor) and ``train/<name>`` host numbers without making the
+    step wait for the device.
+
+    Lightning reads every progress-bar value on the host after every batch, and turns a logged Python number
+    into a tensor on the module's device (a blocking copy): on a GPU either is a synchronisation per step. So
+    host numbers are logged as host tensors, and the progress bar gets a host copy of the loss taken on
+    logging steps only (which synchronise anyway).
+    """
+    module.log("train/loss", loss)
+    for name, value in host_values.items():
+        module.log(f"train/{name}", torch.tensor(float(value)))
+    trainer = module.trainer
+    if (trainer.global_step + 1) % trainer.log_every_n_steps == 0:
+        module.log("loss", loss.detach().cpu(), prog_bar=True, logger=False)

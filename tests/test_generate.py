@@ -39,6 +39,7 @@ def test_greedy_generation_of_an_exported_model_equals_uncached_decoding(exporte
     expected = model.eval().generate(prompt, 12, temperature=0.0, use_cache=False)[0, 6:]
     assert text == ByteTokenizer().decode(expected.numpy())
     assert generate(config) == text
+    assert generate(GenerateConfig(model=str(folder), prompt="def f(", max_new_tokens=12, decode="static")) == text
 
 
 def test_bad_input_is_one_clear_error(tmp_path, exported):
@@ -51,6 +52,10 @@ def test_bad_input_is_one_clear_error(tmp_path, exported):
         generate(GenerateConfig(model=str(folder), prompt="x" * 60, max_new_tokens=10))
     with pytest.raises(ConfigError, match="accelerator"):
         GenerateConfig(model=str(folder), prompt="x", accelerator="tpu")
+    with pytest.raises(ConfigError, match="^decode=cuda-graph needs accelerator=gpu"):
+        GenerateConfig(model=str(folder), prompt="x", decode="cuda-graph")
+    with pytest.raises(ConfigError, match="^decode='fast' is not allowed"):
+        GenerateConfig(model=str(folder), prompt="x", decode="fast")
 
 
 def test_cli_prints_prompt_and_continuation(exported):

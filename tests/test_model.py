@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from composer_automl.model import HybridLM, KVCache, apply_rope, rope_tables
+from composer_automl.model import DECODE_BUCKET, HybridLM, KVCache, StaticDecoder, apply_rope, rope_tables
 from composer_automl.patterns import Pattern
 from composer_automl.presets import get_preset
 from composer_automl.spec import ModelSpec
@@ -127,6 +127,70 @@ def test_kv_cache_holds_only_attention_layers_and_matches_the_spec():
     model(torch.zeros(3, 40, dtype=torch.long), cache)
     with pytest.raises(ValueError, match="holds 40 tokens; 41 requested"):
         model(torch.zeros(3, 1, dtype=torch.long), cache)
+
+
+@pytest.mark.parametrize("pattern", ["AMMAMM", "MMMMMM", "AAAAAA"])
+def test_static_cache_decoding_gives_todays_greedy_tokens(pattern):
+    """decode='static' (fixed shapes: position a tensor, attention over the whole cache under a mask — what a CUDA
+    graph replays) gives today's greedy tokens, also when the kept decoder serves a second call."""
+    model = _generation_model(pattern)
+    prompt = torch.randint(0, 50, (3, 7), generator=torch.Generator().manual_seed(1))
+    today = model.generate(prompt, 20, temperature=0.0)
+    assert torch.equal(model.generate(prompt, 20, temperature=0.0, decode="static"), today)
+    kept = model.static_decoder(3, 27, "static")
+    assert torch.equal(model.generate(prompt[:, :5], 20, temperature=0.0, decode="static"),
+                       model.generate(prompt[:, :5], 20, temperature=0.0))
+    assert model.static_decoder(3, 25, "static") is kept  # same batch and length bucket: reused
+
+
+def test_static_decode_steps_give_the_full_forwards_logits():
+    """Prefill then static one-token steps: each step's logits are the full forward's at that position, and the
+    position advances in the cache (a tensor: the step's shapes never change)."""
+    model = _generation_model()
+    tokens = torch.randint(0, 50, (2, 16), generator=torch.Generator().manual_seed(2))
+    full = model(tokens)  # (2, 16, V)
+    decoder = StaticDecoder(model, batch=2, max_len=model.spec.max_seq_len, mode="static")
+    with torch.no_grad():
+        steps = [decoder.prefill(tokens[:, :5])] + [decoder.step(tokens[:, t:t + 1]) for t in range(5, 16)]
+    torch.testing.assert_close(torch.stack(steps, dim=1), full[:, 4:], rtol=1e-5, atol=1e-5)
+    assert int(decoder.cache.position) == 16 and decoder.cache.length == 16
+    assert model.static_decoder(2, 20, "static").max_len == min(DECODE_BUCKET, model.spec.max_seq_len)
+    with pytest.raises(ValueError, match="needs the model on a CUDA device"):
+        model.generate(tokens, 2, temperature=0.0, decode="cuda-graph")
+    with pytest.raises(ValueError, match="decode='bogus'"):
+        model.generate(tokens, 2, temperature=0.0, decode="bogus")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_compiled_static_decoding_gives_todays_greedy_tokens_on_cpu():
+    """decode='compile' (Inductor's fused kernels; on CUDA also a CUDA graph): today's greedy tokens on CPU."""
+    model = _generation_model()
+    prompt = torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(4))
+    assert torch.equal(model.generate(prompt, 12, temperature=0.0, decode="compile"),
+                       model.generate(prompt, 12, temperature=0.0))
+
+
+@pytest.mark.gpu
+@pytest.mark.timeout(300)
+def test_cuda_graph_and_compiled_decoding_give_todays_greedy_tokens_on_cuda():
+    """On a GPU: decode='cuda-graph' (one graph replay per token) and 'compile' (Inductor + graph) give the eager
+    path's greedy tokens in fp32, also on a second call through the kept decoder; in bf16 the replayed step's
+    logits are the eager step's within bf16 rounding."""
+    model = _generation_model().cuda()
+    prompt = torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(4)).cuda()
+    eager = model.generate(prompt, 20, temperature=0.0)
+    for mode in ("cuda-graph", "compile"):
+        assert torch.equal(model.generate(prompt, 20, temperature=0.0, decode=mode), eager), mode
+        assert torch.equal(model.generate(prompt, 20, temperature=0.0, decode=mode), eager), mode
+    model = model.to(torch.bfloat16)
+    with torch.no_grad():
+        graph, plain = model.decoder(2, 12, "cuda-graph"), model.decoder(2, 12, "eager")
+        for decoder in (graph, plain):
+            decoder.prefill(prompt)
+        for t in range(5):
+            token = prompt[:, t:t + 1]
+            torch.testing.assert_close(graph.step(token).float(), plain.step(token).float(), rtol=0.05, atol=0.05)
 
 
 def test_sampling_respects_top_k_and_is_seeded():

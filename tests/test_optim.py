@@ -67,3 +67,27 @@ def test_bad_values_name_the_key_under_the_section_typed(field, value):
         to_dataclass(OptimConfig, {field: value}, "optim")
     with pytest.raises(ConfigError, match="^optim.schedule='linear' is not allowed"):
         to_dataclass(OptimConfig, {"schedule": "linear"}, "optim")
+
+
+def _adamw_steps(fused: bool | None, steps: int = 5) -> tuple[dict, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = HybridLM(get_preset("tiny"))
+    optimizer, _ = build_optimizer(model, OptimConfig(lr=3e-3, warmup_steps=0, fused=fused))
+    idx = torch.randint(0, model.spec.vocab_size, (2, 17), generator=torch.Generator().manual_seed(1))
+    for _ in range(steps):
+        logits = model(idx[:, :-1])
+        torch.nn.functional.cross_entropy(logits.flatten(0, 1), idx[:, 1:].flatten()).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.state_dict(), optimizer
+
+
+def test_fused_adamw_takes_the_steps_of_todays_adamw():
+    """optim.fused=true (one fused kernel; the GPU default) gives today's AdamW weights after 5 steps within fp32
+    tolerance; the default on CPU parameters (fused=null) is torch's own default, i.e. today's numbers exactly."""
+    today, default = _adamw_steps(None)
+    fused, optimizer = _adamw_steps(True)
+    assert optimizer.defaults["fused"] is True and default.defaults["fused"] is None
+    for name, weight in today.items():
+        torch.testing.assert_close(fused[name], weight, rtol=1e-5, atol=1e-6, msg=name)
+    assert all(torch.equal(a, b) for a, b in zip(_adamw_steps(False)[0].values(), today.values()))

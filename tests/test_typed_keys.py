@@ -22,6 +22,11 @@ def test_a_root_config_key(capsys, tmp_path):
         "error: search.n_workers must be >= 0, got -1"
     assert one_error(capsys, ["search.constraints.flops_ratio_max=-2", f"search.run_dir={tmp_path / 'r'}"]) == \
         "error: search.constraints.flops_ratio_max=-2.0 must be a positive number or null"
+    assert one_error(capsys, ["search.workers_per_gpu=0", f"search.run_dir={tmp_path / 'r'}"]) == \
+        "error: search.workers_per_gpu must be >= 1, got 0"
+    assert one_error(capsys, ["search.n_workers=3", "search.gpus=[0]", "search.workers_per_gpu=2",
+                              f"search.run_dir={tmp_path / 'r'}"]) == \
+        "error: search.gpus: n_workers=3 x gpus_per_worker=1 at workers_per_gpu=2 needs 2 GPUs; gpus lists 1"
     assert not (tmp_path / "r").exists()
 
 

@@ -3,7 +3,7 @@
 The start order is explicit (hpbandster issue #52): the nameserver starts first, the
 run's spec is published in it, the engine starts its dispatcher, and only once the
 dispatcher is registered are local worker processes started (each limited to its share
-of CPU threads and given its own GPUs). Remote workers may join at any time with the
+of CPU threads and given its own GPUs, or its share of one GPU). Remote workers may join at any time with the
 nameserver address and run id.
 """
 
@@ -64,6 +64,10 @@ class PoolSettings:
     """GPU ids shared out among the local workers (null: every GPU this machine shows; none on a CPU machine)."""
     gpus_per_worker: int = 1
     """GPUs each local worker gets (its ``CUDA_VISIBLE_DEVICES``); a rung with ``devices: 1`` uses the first."""
+    workers_per_gpu: int = 1
+    """Local workers sharing one GPU (a trial at search width uses a fraction of it): worker i gets GPU
+    i mod len(gpus) as its only ``CUDA_VISIBLE_DEVICES`` and at most 1/workers_per_gpu of its memory, so up to
+    len(gpus) × workers_per_gpu workers fit."""
 
     def __post_init__(self) -> None:
         if self.n_workers < 0:
@@ -80,11 +84,15 @@ class PoolSettings:
         for name in ("trial_timeout_s", "worker_wait_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"={getattr(self, name)} must be >= 0", key=name)
-        if self.gpus_per_worker < 1:
-            raise ConfigError(f"must be >= 1, got {self.gpus_per_worker}", key="gpus_per_worker")
-        if self.gpus is not None and self.n_workers * self.gpus_per_worker > len(self.gpus):
-            raise ConfigError(f": n_workers={self.n_workers} x gpus_per_worker={self.gpus_per_worker} needs "
-                              f"{self.n_workers * self.gpus_per_worker} GPUs; gpus lists {len(self.gpus)}", key="gpus")
+        for name in ("gpus_per_worker", "workers_per_gpu"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", key=name)
+        if self.gpus_per_worker > 1 and self.workers_per_gpu > 1:
+            raise ConfigError(f"={self.workers_per_gpu} shares a GPU between workers, gpus_per_worker="
+                              f"{self.gpus_per_worker} gives each several: set one of them to 1", key="workers_per_gpu")
+        if self.gpus is not None and self.gpus_needed > len(self.gpus):
+            raise ConfigError(f": n_workers{self._demand} needs {self.gpus_needed} GPUs; gpus lists {len(self.gpus)}",
+                              key="gpus")
         transport.check_bind(self.host, self.resolved_secret)
 
     @property
@@ -92,15 +100,33 @@ class PoolSettings:
         """The shared secret: the setting, else ``$COMPOSER_AUTOML_SECRET``."""
         return transport.resolve_secret(self.secret)
 
+    @property
+    def gpus_needed(self) -> int:
+        """GPUs the local workers need: n_workers × gpus_per_worker, shared by workers_per_gpu."""
+        return -(-self.n_workers * self.gpus_per_worker // self.workers_per_gpu)
+
+    @property
+    def gpu_memory_fraction(self) -> float | None:
+        """The share of its GPU's memory each local worker may allocate (None: all of it, the GPU is its own)."""
+        return 1.0 / self.workers_per_gpu if self.workers_per_gpu > 1 else None
+
+    @property
+    def _demand(self) -> str:
+        """``=N x gpus_per_worker=G[ at workers_per_gpu=K]``: what the local workers ask for, after ``n_workers``."""
+        shared = f" at workers_per_gpu={self.workers_per_gpu}" if self.workers_per_gpu > 1 else ""
+        return f"={self.n_workers} x gpus_per_worker={self.gpus_per_worker}{shared}"
+
     def worker_gpus(self) -> list[str | None]:
         """Each local worker's ``CUDA_VISIBLE_DEVICES`` (None: left as it is, on a machine without GPUs)."""
         gpus = [str(g) for g in self.gpus] if self.gpus is not None else visible_gpus()
         if not gpus:
             return [None] * self.n_workers
-        g = self.gpus_per_worker
-        if self.n_workers * g > len(gpus):
-            raise ConfigError(f"={self.n_workers} x gpus_per_worker={g} needs {self.n_workers * g} GPUs; this machine "
+        if self.gpus_needed > len(gpus):
+            raise ConfigError(f"{self._demand} needs {self.gpus_needed} GPUs; this machine "
                               f"shows {len(gpus)} ({','.join(gpus)})", key="n_workers")
+        if self.workers_per_gpu > 1:  # round robin: fewer workers than slots still spread over every GPU
+            return [gpus[i % len(gpus)] for i in range(self.n_workers)]
+        g = self.gpus_per_worker
         return [",".join(gpus[i * g:(i + 1) * g]) for i in range(self.n_workers)]
 
     @property
@@ -128,13 +154,37 @@ class RunAborted(RuntimeError):
     """The run cannot go on (no workers); its run directory stays resumable."""
 
 
+GPU_MEMORY_FRACTION_ENV = "COMPOSER_AUTOML_GPU_MEMORY_FRACTION"
+"""A local worker's share of its GPU's memory when it shares the GPU (``search.workers_per_gpu``)."""
+
+
+def apply_gpu_memory_fraction() -> float | None:
+    """Cap this process's CUDA allocations at ``$COMPOSER_AUTOML_GPU_MEMORY_FRACTION`` of its (first) GPU.
+
+    Workers sharing a GPU each hold a caching allocator: without a cap one worker's cached blocks can starve
+    the others, whose trials then fail at random; with it the allocator frees its cache and retries before
+    a trial runs out of memory in its own share. Returns the fraction applied (None: unset, or no CUDA here).
+    """
+    text = os.environ.get(GPU_MEMORY_FRACTION_ENV)
+    if not text:
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    fraction = float(text)
+    torch.cuda.set_per_process_memory_fraction(fraction, 0)
+    return fraction
+
+
 class LocalWorkers:
     """The master's own worker processes; restarts one that dies while the run goes on."""
 
     def __init__(self, n: int, nameserver: str, run_id: str, threads: int, secret: str | None, log_dir: Path,
-                 gpus: list[str | None] | None = None):
+                 gpus: list[str | None] | None = None, gpu_memory_fraction: float | None = None):
         self.nameserver, self.run_id, self.threads, self.secret = nameserver, run_id, threads, secret
         self.gpus = gpus or [None] * n
+        self.gpu_memory_fraction = gpu_memory_fraction
         self.log_dir = log_dir
         self.procs: dict[int, subprocess.Popen] = {}
         self.restarts_left = 3 * max(n, 1)
@@ -145,11 +195,15 @@ class LocalWorkers:
         self._thread.start()
 
     def environment(self, i: int) -> dict[str, str]:
-        """Worker ``i``'s environment: its CPU threads, its GPUs, the secret (never on its command line)."""
+        """Worker ``i``'s environment: its CPU threads, its GPUs (and its share of a shared GPU's memory), the
+        secret (never on its command line)."""
         env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
-        env.pop(transport.SECRET_ENV, None)
+        for name in (transport.SECRET_ENV, GPU_MEMORY_FRACTION_ENV):
+            env.pop(name, None)
         if self.gpus[i] is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[i]
+            if self.gpu_memory_fraction is not None:
+                env[GPU_MEMORY_FRACTION_ENV] = f"{self.gpu_memory_fraction:.6g}"
         if self.secret:
             env[transport.SECRET_ENV] = self.secret
         return env
@@ -250,7 +304,7 @@ class WorkerPool:
         s = self.settings
         if s.n_workers:
             self.workers = LocalWorkers(s.n_workers, self.address, self.run_id, s.threads, self.secret, self.log_dir,
-                                        s.worker_gpus())
+                                        s.worker_gpus(), s.gpu_memory_fraction)
         else:
             print(f"no local workers ({section}.n_workers=0): waiting up to {s.worker_wait_s:g} s for {s.workers_needed} "
                   f"remote worker(s) to join this {what}; start each with the command above"

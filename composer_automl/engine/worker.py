@@ -29,7 +29,7 @@ from composer_automl.adapters.pyro import configure, plain
 from composer_automl.config import ConfigError
 from composer_automl.engine import transport
 from composer_automl.engine.ladder import Ladder, ladder_from_mapping
-from composer_automl.engine.pool import spec_name
+from composer_automl.engine.pool import apply_gpu_memory_fraction, spec_name
 from composer_automl.engine.spec import RunSpec
 from composer_automl.patterns import Pattern
 from composer_automl.provenance import code_version
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
     # The master stops local workers itself; a terminal Ctrl-C must not kill them mid-report.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    apply_gpu_memory_fraction()  # a GPU shared with other local workers: this worker's share of its memory
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     logging.getLogger("hpbandster").setLevel(logging.WARNING)
     try:

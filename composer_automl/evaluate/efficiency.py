@@ -3,7 +3,7 @@
 ``params``, ``flops_per_token`` (training FLOPs, :meth:`ModelSpec.flops_per_token`) and the KV cache
 (:meth:`ModelSpec.kv_cache_bytes`, batch 1, in the activations' dtype) at ``efficiency.seq_len``;
 prefill seconds of a ``prompt_tokens`` prompt and mean decode milliseconds per token over
-``decode_tokens`` greedy tokens, through :class:`~composer_automl.model.KVCache` (batch 1). Models
+``decode_tokens`` greedy tokens, through the model's KV-cached decoder (batch 1). Models
 alternate repetitions, so drift on a shared machine hits each alike, and keep their fastest prefill
 and their fastest decode (each on its own: a stall in one phase does not cost the other).
 """
@@ -16,7 +16,7 @@ import torch
 
 from composer_automl.evaluate.config import EfficiencyConfig
 from composer_automl.evaluate.models import LoadedModel, Runtime
-from composer_automl.model import HybridLM, KVCache
+from composer_automl.model import HybridLM
 
 
 def _sync(device: torch.device) -> None:
@@ -25,20 +25,23 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.inference_mode()
-def time_generation(model: HybridLM, prompt: torch.Tensor, n_decode: int) -> tuple[float, float, int]:
-    """(prefill seconds, mean decode seconds per token, allocated KV-cache bytes) of one greedy generation."""
-    param = model.embed.weight
-    cache = KVCache(model.spec, prompt.shape[0], prompt.shape[1] + n_decode, param.device, param.dtype)
-    _sync(param.device)
+def time_generation(model: HybridLM, prompt: torch.Tensor, n_decode: int,
+                    decode: str = "eager") -> tuple[float, float, int]:
+    """(prefill seconds, mean decode seconds per token, allocated KV-cache bytes) of one greedy generation, its
+    steps run as ``decode`` says (:data:`composer_automl.model.DECODE_MODES`; a static decoder is built — its CUDA
+    graph captured, its step compiled — before the clock starts)."""
+    device = model.embed.weight.device
+    decoder = model.decoder(prompt.shape[0], prompt.shape[1] + n_decode, decode)
+    _sync(device)
     start = time.perf_counter()
-    token = model(prompt, cache)[:, -1].argmax(-1, keepdim=True)  # (B, 1)
-    _sync(param.device)
+    token = decoder.prefill(prompt).argmax(-1, keepdim=True)  # (B, 1)
+    _sync(device)
     prefill = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(n_decode):
-        token = model(token, cache)[:, -1].argmax(-1, keepdim=True)
-    _sync(param.device)
-    return prefill, (time.perf_counter() - start) / max(n_decode, 1), cache.nbytes
+        token = decoder.step(token).argmax(-1, keepdim=True)
+    _sync(device)
+    return prefill, (time.perf_counter() - start) / max(n_decode, 1), decoder.cache.nbytes
 
 
 def static_costs(model: LoadedModel, config: EfficiencyConfig) -> dict[str, float]:

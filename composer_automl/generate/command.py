@@ -20,7 +20,7 @@ from composer_automl import devices
 from composer_automl.config import ConfigError, choice, to_dataclass
 from composer_automl.data.tokenizers import TOKENIZERS, build_tokenizer
 from composer_automl.export.files import load_hybrid, open_export
-from composer_automl.model import HybridLM
+from composer_automl.model import DECODE_MODES, HybridLM
 from composer_automl.presets import get_preset
 from composer_automl.spec import ModelSpec, SpecError
 
@@ -45,6 +45,9 @@ class GenerateConfig:
     tokenizer: str = "byte"
     tokenizer_path: Optional[str] = None
     accelerator: str = "cpu"
+    decode: str = "auto"
+    """How decode steps run (``HybridLM.generate``): ``eager``, ``static``, ``cuda-graph`` (one CUDA-graph replay per
+    token, GPU), ``compile`` (Inductor + CUDA graph; compiles first); ``auto`` = cuda-graph on GPU, eager on CPU."""
 
     def __post_init__(self) -> None:
         if (self.model is None) == (self.spec is None):
@@ -53,6 +56,10 @@ class GenerateConfig:
             open_export(self.model, "model")  # native or hf; ConfigError naming model= otherwise
         choice(self.tokenizer, TOKENIZERS, "tokenizer")
         choice(self.accelerator, ACCELERATORS, "accelerator")
+        choice(self.decode, ("auto", *DECODE_MODES), "decode")
+        if self.decode == "cuda-graph" and self.accelerator != "gpu":
+            raise ConfigError("=cuda-graph needs accelerator=gpu (CUDA graphs); on CPU use eager, static or compile",
+                              key="decode")
         if self.max_new_tokens < 0 or self.temperature < 0 or (self.top_k is not None and self.top_k < 1):
             raise ConfigError("need max_new_tokens >= 0, temperature >= 0 and top_k >= 1 (or null)")
         if not self.prompt:
@@ -90,7 +97,9 @@ def generate(config: GenerateConfig) -> str:
     prompt = torch.as_tensor(ids.astype(np.int64), device=device)[None]
     generator = torch.Generator(device=device).manual_seed(config.seed)
     with torch.inference_mode():
-        out = model.generate(prompt, config.max_new_tokens, config.temperature, config.top_k, generator=generator)
+        decode = config.decode if config.decode != "auto" else "cuda-graph" if config.accelerator == "gpu" else "eager"
+        out = model.generate(prompt, config.max_new_tokens, config.temperature, config.top_k, generator=generator,
+                             decode=decode)
     return tokenizer.decode(out[0, len(ids):].cpu().numpy())
 
 

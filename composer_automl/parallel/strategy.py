@@ -31,7 +31,8 @@ class MegatronDDPStrategy(DDPStrategy):
 
     def __init__(self, tp: int = 1, seed: int = 0, layout: checkpoint.Layout | None = None,
                  on_cpu: bool | None = None, impl: str = "local", **ddp_kwargs: Any):
-        super().__init__(**ddp_kwargs)
+        # gradients as views of DDP's communication buckets: no second copy of every gradient, no copy per step
+        super().__init__(**{"gradient_as_bucket_view": True, **ddp_kwargs})
         self.tp, self.seed, self.impl = tp, seed, impl
         self.on_cpu = on_cpu
         """The run is on CPU (``trainer.accelerator=cpu``) even if CUDA exists; None = the root device decides."""

@@ -114,7 +114,7 @@ def build_run(p: TrainPlan, callbacks: Sequence = ()):
     throughput = TokenThroughput(
         flops_per_token=p.spec.flops_per_token(t.seq_len),
         tokens_per_step=t.micro_batch_size * t.seq_len * dp_size,  # per micro-batch (one training batch)
-        peak_flops=None if t.peak_tflops is None else t.peak_tflops * 1e12,
+        peak_tflops=t.peak_tflops,
         window=t.log_every,
     )
     checkpoints = [  # the newest keep_last_k by step; Lightning deletes older ones through the strategy
@@ -134,7 +134,8 @@ def build_run(p: TrainPlan, callbacks: Sequence = ()):
         limit_val_batches=t.val_batches if t.val_every else 0,
         use_distributed_sampler=False,  # WindowData shards by data-parallel rank itself
     )
-    module = ParallelLMModule(p.spec, c.parallel.tp, c.optim, on_cpu=on_cpu, kernels=p.kernels)
+    module = ParallelLMModule(p.spec, c.parallel.tp, c.optim, on_cpu=on_cpu, kernels=p.kernels,
+                              activation_checkpointing=t.activation_checkpointing, compile=c.parallel.compile)
     train_prefix, valid_prefix = check_dataset(c.data.path, p.spec.vocab_size, c.data.valid_path, t.val_every > 0)
     data = WindowData(train_prefix, valid_prefix, t.seq_len, t.micro_batch_size, t.val_batches, c.seed,
                       p.consumed_samples)

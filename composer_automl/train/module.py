@@ -12,6 +12,7 @@ from composer_automl.adapters.lightning import is_last_micro_batch, set_batch_pr
 from composer_automl.optim import OptimConfig, lightning_optimizers
 from composer_automl.spec import ModelSpec
 from composer_automl.tokens import IGNORE_INDEX
+from composer_automl.trainer import log_step_scalars
 
 if TYPE_CHECKING:
     from composer_automl.parallel.kernels import Kernels
@@ -47,7 +48,8 @@ def tp_grad_norm(parameters: list[torch.nn.Parameter]) -> torch.Tensor:
 
     grads = [p.grad for p in parameters if p.grad is not None and param_is_not_tensor_parallel_duplicate(p)]
     device = parameters[0].device
-    squares = torch.stack([g.float().pow(2).sum() for g in grads]).sum() if grads else torch.zeros((), device=device)
+    # one multi-tensor kernel per dtype (torch's foreach norm) rather than two kernels per parameter
+    squares = torch.nn.utils.get_total_norm(grads).float().pow(2) if grads else torch.zeros((), device=device)
     group = parallel_state.get_tensor_model_parallel_group()
     if dist.get_world_size(group) > 1:
         dist.all_reduce(squares, group=group)
@@ -73,7 +75,7 @@ class ParallelLMModule(L.LightningModule):
     """
 
     def __init__(self, spec: ModelSpec, tp: int, optim: OptimConfig, on_cpu: bool | None = None,
-                 kernels: Kernels | None = None):
+                 kernels: Kernels | None = None, activation_checkpointing: str = "none", compile: bool = False):
         super().__init__()
         self.spec, self.tp, self.optim = spec, tp, optim
         self.on_cpu = on_cpu
@@ -81,6 +83,8 @@ class ParallelLMModule(L.LightningModule):
         self.kernels = kernels
         """Layer implementation and fused kernels (:func:`composer_automl.parallel.kernels.select_kernels`);
         None = local layers, no fusions."""
+        self.activation_checkpointing, self.compiled = activation_checkpointing, compile
+        """How the layers run (:mod:`composer_automl.parallel.execution`)."""
         self.save_hyperparameters({"model": spec.to_dict(), "tp": tp, "optim": vars(optim)})
         self.model: torch.nn.Module | None = None
         self._step_loss: list[torch.Tensor] = []  # this optimizer step's micro-batch losses (on device)
@@ -88,18 +92,21 @@ class ParallelLMModule(L.LightningModule):
 
     def configure_model(self) -> None:
         from composer_automl.parallel import build_parallel_model
+        from composer_automl.parallel.execution import checkpoint_layers, compile_layers
         from composer_automl.parallel.kernels import Kernels
 
         if self.model is None:
             self.model = build_parallel_model(self.spec, self.tp, on_cpu=self.on_cpu, kernels=self.kernels or Kernels())
+            checkpoint_layers(self.model, self.activation_checkpointing)
+            if self.compiled:
+                compile_layers(self.model)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, targets = batch
         loss = masked_mean_loss(self.model, inputs, targets)
         self._step_loss.append(loss.detach())
         if is_last_micro_batch(self.trainer):  # the optimizer steps after this micro-batch
-            self.log("train/loss", self._global_batch_loss(), prog_bar=True)
-            self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
+            log_step_scalars(self, self._global_batch_loss(), lr=self.lr_schedulers().get_last_lr()[0])
         return loss
 
     def _global_batch_loss(self) -> torch.Tensor:

@@ -80,6 +80,9 @@ def test_resume_from_checkpoint_continues_the_same_run(tmp_path, capsys):
         (["+trainer.bogus=1"], "error: trainer.bogus is an unknown key; allowed: ['accelerator', "),
         (["parallel.impl=flash"], "parallel.impl='flash' is not allowed; choose one of ['local', 'te']"),
         (["parallel.impl=te"], "parallel.impl=te runs on CUDA only"),
+        (["trainer.activation_checkpointing=some"], "trainer.activation_checkpointing='some' is not allowed; choose "
+                                                    "one of ['full', 'none', 'selective']"),
+        (["trainer.peak_tflops=0"], "trainer.peak_tflops=0.0 must be > 0 or null"),
     ],
 )
 def test_bad_input_is_one_clear_error(tmp_path, capsys, override, message):
