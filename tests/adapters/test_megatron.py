@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "parallel"))
-from distributed import run_world  # noqa: E402
+from tp_world import run_world  # noqa: E402
 
 
 def _row_linear_outputs(rank: int, world_size: int) -> dict:

@@ -6,7 +6,7 @@ import pytest
 
 from composer_automl.parallel.execution import CHECKPOINTING
 from composer_automl.presets import get_preset
-from distributed import run_world
+from tp_world import run_world
 
 SPEC = get_preset("tiny").replace(pattern="AMMAMMAMMAMM")  # 12 layers: 4 A, 8 M
 
