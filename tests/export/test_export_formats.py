@@ -149,5 +149,5 @@ def test_check_reads_no_weights_and_native_needs_no_tokenizer_argument(tmp_path)
     bare, _ = bare_export(tmp_path / "bare")
     source = check(ExportConfig(ckpt=str(bare), out=str(tmp_path / "x")))
     assert source.tokenizer.name == "byte" and source.spec == SPEC and source.tokenizer_file is None
-    with pytest.raises(ConfigError, match="tokenizer=hf needs tokenizer_path"):
+    with pytest.raises(ConfigError, match="^tokenizer_path is required with tokenizer=hf"):
         ExportConfig(ckpt=str(bare), out=str(tmp_path / "x"), tokenizer="hf")
