@@ -25,6 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 from composer_automl.adapters.hydra import as_running_job, composing, override_key, parse_args, sweep_jobs
 from composer_automl.conf import register_schemas
 from composer_automl.config import ConfigError
+from composer_automl.files import check_writable
 from composer_automl.paths import CONFIG_DIR, add_user_config_dir
 from composer_automl.quiet import install_cli_warning_filters
 
@@ -153,6 +154,19 @@ def check_overrides(config_name: str, overrides: list[str], config_dir: str | No
                         validate(cfg)
                     except ConfigError as err:
                         raise ConfigError(f"sweep job {jobs.index(job)} ({' '.join(job)}): {err}") from None
+        _check_output_dir(config_name, [*jobs[0], *(o for o in overrides if o not in ours)], multirun)
+
+
+def _check_output_dir(config_name: str, overrides: list[str], multirun: bool) -> None:
+    """Hydra's run (sweep) folder, where it is not the working directory itself, can be created: a read-only
+    working directory is one error line instead of Hydra's PermissionError."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        folder = OmegaConf.select(compose(config_name, overrides=overrides, return_hydra_config=True), key)
+    except (HydraException, OmegaConfBaseException):
+        return  # resolvable only inside the run (job fields): Hydra reports its own problems
+    if folder and Path(folder) != Path("."):
+        check_writable(Path(folder), key)
 
 
 def _override_error(config_name: str, accepted: list[str], override: str, err: Exception) -> str:

@@ -86,6 +86,20 @@ def test_bad_overrides_give_one_error_line_before_any_work(capsys, tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["mad", "pattern=AXM"], "pattern='AXM': unknown layer kind(s) ['X'] in pattern; allowed: ['A', 'M']"),
+    (["pretrain", "pattern=AXM"], "pattern='AXM': unknown layer kind(s) ['X'] in pattern; allowed: ['A', 'M']"),
+    (["extrapolate", "pattern=AXM"], "pattern='AXM': unknown layer kind(s) ['X'] in pattern; allowed: ['A', 'M']"),
+])
+def test_a_run_refused_on_a_value_leaves_no_hydra_folder(capsys, tmp_path, monkeypatch, argv, expected):
+    """mad, pretrain and extrapolate write into a Hydra run folder (``.hydra/``, ``<job>.log``); a run refused on a
+    value Hydra accepted removes that folder again: the working directory is left as it was."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, *argv)
+    assert code == 2 and err == f"error: {expected}\n", err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_hides_third_party_deprecations_and_keeps_real_warnings():
     """The console script filters torch's LeafSpec deprecation (raised via Lightning) and megatron's own
     deprecations; a real warning still prints, and importing the package alone changes no filter."""

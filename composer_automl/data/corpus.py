@@ -81,26 +81,42 @@ def detect_format(source: str) -> str:
 
 
 def resolve_files(source: str, dir_glob: str, what: str) -> list[Path]:
-    """Files named by a file path, a directory (+ ``dir_glob``) or a glob; missing or empty files raise."""
+    """Files named by a file path, a directory (+ ``dir_glob``) or a glob; missing, empty or unreadable files and
+    broken symbolic links among the matches raise."""
     if glob.has_magic(source):
-        files = sorted(Path(p) for p in glob.glob(os.path.expanduser(source), recursive=True) if Path(p).is_file())
+        matches = [Path(p) for p in glob.glob(os.path.expanduser(source), recursive=True)]
+        files = sorted(p for p in matches if p.is_file())
         if not files:
             raise ConfigError(f"={source!r}: the glob matches no files", key="source")
     else:
         path = Path(source).expanduser()
         if path.is_dir():
-            files = sorted(p for p in path.glob(dir_glob) if p.is_file())
+            matches = list(path.glob(dir_glob))
+            files = sorted(p for p in matches if p.is_file())
             if not files:
                 raise ConfigError(f"={source!r}: the directory has no {what} files matching {dir_glob!r} "
                     "(set data.text_glob, or data.format=jsonl for JSON lines)", key="source")
         elif path.is_file():
-            files = [path]
+            files = matches = [path]
         else:
             raise ConfigError(f"={source!r}: no such file or directory", key="source")
+    broken = sorted(p for p in matches if p.is_symlink() and not p.exists())
+    if broken:
+        raise ConfigError(f": input {str(broken[0])!r} is a broken symbolic link ({len(broken)} in all); "
+                          "fix or remove it", key="source")
+    check_readable(files)
     empty = [f for f in files if f.stat().st_size == 0]
     if empty:
         raise ConfigError(f": input file {str(empty[0])!r} is empty ({len(empty)} empty file(s) in all)", key="source")
     return files
+
+
+def check_readable(files: list[Path]) -> None:
+    """Refuse input files this process may not read (before any is hashed or tokenized)."""
+    unreadable = [f for f in files if not os.access(f, os.R_OK)]
+    if unreadable:
+        raise ConfigError(f": input file {str(unreadable[0])!r} cannot be read (permission denied; "
+                          f"{len(unreadable)} such file(s) in all)", key="source")
 
 
 def stat_digest(paths: list[Path]) -> str:
@@ -284,6 +300,7 @@ def _open_tokens(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
     path = Path(cfg.source).expanduser()
     if not path.is_file():
         raise ConfigError(f"={cfg.source!r}: no such token file", key="source")
+    check_readable([path])
     size, itemsize = path.stat().st_size, np.dtype(cfg.tokens_dtype).itemsize
     if size == 0:
         raise ConfigError(f"={cfg.source!r}: the token file is empty", key="source")

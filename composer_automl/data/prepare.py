@@ -37,6 +37,7 @@ from composer_automl.data.config import DataConfig
 from composer_automl.data.corpus import Corpus, open_corpus
 from composer_automl.data.megatron_io import indexed_dataset
 from composer_automl.data.tokenizers import Tokenizer, build_tokenizer
+from composer_automl.files import check_writable
 
 FORMAT_VERSION = 1
 """Bump when the on-disk layout or the split rule changes (invalidates every cache entry)."""
@@ -125,6 +126,7 @@ def prepare(cfg: DataConfig) -> PreparedData:
     final = cfg.cache_root / f"{cfg.name}-{key[:16]}"
     if (final / "meta.json").is_file():
         return load_prepared(final)
+    check_writable(cfg.cache_root, "cache_dir")
     mask = split_mask(corpus.count_documents(), cfg.valid_fraction, cfg.split_seed)
 
     final.parent.mkdir(parents=True, exist_ok=True)

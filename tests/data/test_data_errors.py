@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from cli_runs import composer, error_line, read_only
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.data.config import DataConfig
 from composer_automl.data.prepare import prepare
@@ -81,3 +82,36 @@ def test_bad_config_values_name_the_field(field, value, pattern):
     kwargs[field] = value
     with pytest.raises(ConfigError, match=pattern):
         to_dataclass(DataConfig, kwargs, "data")
+
+
+def test_a_broken_symbolic_link_in_the_corpus_is_an_error(tmp_path):
+    """A corpus folder holding a link to a file that is gone is refused, naming the link (it used to be skipped)."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("some text")
+    (tmp_path / "in" / "b.txt").symlink_to(tmp_path / "gone.txt")
+    for source in (tmp_path / "in", tmp_path / "in" / "*.txt"):
+        with pytest.raises(ConfigError, match=f"^source: input '{tmp_path / 'in' / 'b.txt'}' is a broken symbolic "
+                                              r"link \(1 in all\); fix or remove it$"):
+            prepare(DataConfig(source=str(source), cache_dir=str(tmp_path / "cache")))
+    assert_nothing_written(tmp_path / "cache")
+
+
+def test_unreadable_inputs_and_unwritable_caches_are_one_line_before_work(tmp_path):
+    """An input file this user may not read and a cache folder that is a file or read-only: one `error:` line
+    each from `data prepare`, nothing tokenized or written."""
+    corpus = tmp_path / "in"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("some text")
+    (corpus / "b.txt").write_text("more text")
+    (corpus / "b.txt").chmod(0)
+    done = composer("data", ["prepare", f"data.source={corpus}", f"data.cache_dir={tmp_path / 'cache'}"], as_user=True)
+    assert error_line(done) == f"data.source: input file '{corpus / 'b.txt'}' cannot be read (permission denied; " \
+                               "1 such file(s) in all)"
+    (corpus / "b.txt").chmod(0o644)
+    a_file, locked = tmp_path / "a_file", read_only(tmp_path / "locked")
+    a_file.write_text("x")
+    done = composer("data", ["prepare", f"data.source={corpus}", f"data.cache_dir={a_file}"])
+    assert error_line(done) == f"data.cache_dir='{a_file}' is a file, not a folder"
+    done = composer("data", ["prepare", f"data.source={corpus}", f"data.cache_dir={locked}"], as_user=True)
+    assert error_line(done) == f"data.cache_dir='{locked}': cannot write in '{locked}' (permission denied)"
+    assert not (tmp_path / "cache").exists() and list(locked.iterdir()) == []
