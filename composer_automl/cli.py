@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
+        if not argv:
+            print(f"error: give a subcommand; choose one of {list(COMMANDS)}", file=sys.stderr)
         sys.exit(0 if argv else 2)
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
@@ -186,4 +188,6 @@ def _override_error(config_name: str, accepted: list[str], override: str, err: E
         level = f"under {parent_path!r}" if parent_path else "at the top level"
         return f"unknown config key {key!r} for {where}; keys {level}: {sorted(parent.keys())}"
     message = str(err).split("Config search path:")[0]
+    if err.__cause__ is not None and str(err.__cause__).strip():  # Hydra's "Error merging override": why it failed
+        message += ": " + str(err.__cause__).strip().splitlines()[0]
     return f"{override!r} for {where}: " + " ".join(message.split())

@@ -24,6 +24,17 @@ def test_unknown_subcommand_exits_2_with_allowed_list(capsys):
     assert "unknown subcommand 'serach'" in err[0] and "'search'" in err[0] and "'train'" in err[0]
 
 
+def test_no_subcommand_prints_usage_and_one_error_line(capsys):
+    """No arguments at all: the usage on stdout, one `error:` line naming the subcommands, exit 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert "  search" in captured.out
+    assert captured.err.count("\n") == 1 and captured.err.startswith("error: give a subcommand; choose one of [")
+    assert "'train'" in captured.err
+
+
 def test_help_lists_every_subcommand(capsys):
     """--help lists all subcommands and exits 0."""
     with pytest.raises(SystemExit) as exit_info:
@@ -74,6 +85,9 @@ def test_every_subcommand_composes_its_shipped_config(capsys, argv):
         (["extrapolate", "pattern=AM", "targt=1B"], "unknown config key 'targt' for composer-automl extrapolate"),
         (["train", "search_space=one-shot-6"], "unknown config key 'search_space' for composer-automl train"),
         (["search", "search.optimizer"], "cannot parse override 'search.optimizer'"),
+        (["search", "search.n_workers=abc"],
+         "'search.n_workers=abc' for composer-automl search: Error merging override search.n_workers=abc: "
+         "Value 'abc' of type 'str' could not be converted to Integer"),
     ],
 )
 def test_bad_overrides_give_one_error_line_before_any_work(capsys, tmp_path, monkeypatch, argv, expected):

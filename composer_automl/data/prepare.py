@@ -102,13 +102,25 @@ def token_dtype(vocab_size: int) -> type:
     return indexed_dataset().DType.optimal_dtype(vocab_size)
 
 
+def read_meta(folder: str | Path) -> dict:
+    """A prepared dataset's ``meta.json``; ConfigError naming the file when it cannot be read as a JSON object."""
+    meta_file = Path(folder) / "meta.json"
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{meta_file} cannot be read ({type(err).__name__}: {err}); prepare the dataset again "
+                          "(`composer-automl data prepare`)") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{meta_file} is not a JSON object; prepare the dataset again (`composer-automl data prepare`)")
+    return meta
+
+
 def load_prepared(path: str | Path) -> PreparedData:
     """Open a prepared dataset folder (one holding ``meta.json``)."""
     path = Path(path).expanduser()
-    meta_file = path / "meta.json"
-    if not meta_file.is_file():
+    if not (path / "meta.json").is_file():
         raise ConfigError(f"{str(path)!r} is not a prepared dataset (no meta.json); run `composer-automl data prepare`")
-    return PreparedData(path, json.loads(meta_file.read_text()), reused=True)
+    return PreparedData(path, read_meta(path), reused=True)
 
 
 def prepare(cfg: DataConfig) -> PreparedData:

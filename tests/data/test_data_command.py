@@ -22,8 +22,16 @@ def test_data_prepare_command_reports_prefixes(tmp_path, capsys):
     second = capsys.readouterr().out
     assert "MB/s" in first and "reused from cache" in second
     assert f"train: prefix={tmp_path}" in first and "valid: prefix=" in first
-    with pytest.raises(SystemExit):
-        data_command.main(["tokenize"])
+
+
+@pytest.mark.parametrize("argv, given", [([], "no action given"), (["tokenize"], "unknown action 'tokenize'")])
+def test_a_missing_or_unknown_action_is_one_error_line(capsys, argv, given):
+    """`data` without `prepare`: the usage, then one `error:` line naming the actions, exit 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        data_command.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("error:") == 1
+    assert f"error: {given} for composer-automl data; choose one of ['prepare']" in err
 
 
 @pytest.mark.parametrize("option", ["stdlib", "fineweb-edu", "dclm"])
