@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import hydra
+import yaml
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
@@ -146,7 +147,7 @@ def check_overrides(config_name: str, overrides: list[str], config_dir: str | No
                 if tuple([*accepted, override]) not in checked:
                     try:
                         compose(config_name, overrides=[*accepted, override])
-                    except (HydraException, OmegaConfBaseException) as err:
+                    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as err:
                         raise ConfigError(_override_error(config_name, accepted, override, err)) from None
                     checked.add(tuple([*accepted, override]))
                 accepted.append(override)
@@ -173,6 +174,8 @@ def _check_output_dir(config_name: str, overrides: list[str], multirun: bool) ->
 
 def _override_error(config_name: str, accepted: list[str], override: str, err: Exception) -> str:
     where = f"composer-automl {config_name}"
+    if isinstance(err, yaml.YAMLError):  # a config file it selects (under --config-dir) does not parse
+        return f"{override!r} for {where}: a config file it selects is not valid YAML: " + " ".join(str(err).split())
     try:
         key = override_key(override)
     except HydraException:

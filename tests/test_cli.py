@@ -133,3 +133,16 @@ def test_cli_hides_third_party_deprecations_and_keeps_real_warnings():
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("LeafSpec") == 1 and "use X" in proc.stderr  # only the one before the CLI ran
     assert "x is deprecated" not in proc.stderr and "Apex" not in proc.stderr and "a real problem" in proc.stderr
+
+
+def test_a_config_dir_file_that_is_not_yaml_is_one_error_line_naming_it(capsys, tmp_path, monkeypatch):
+    """A group option under --config-dir with a YAML syntax error: one line naming the override and the file."""
+    (tmp_path / "conf" / "fidelity").mkdir(parents=True)
+    (tmp_path / "conf" / "fidelity" / "mine.yaml").write_text("kind: ladder\nrungs: [\n")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, "search", "--config-dir", str(tmp_path / "conf"), "fidelity=mine")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: 'fidelity=mine' for composer-automl search: a config file it selects is not valid "
+                          "YAML: while parsing a flow node")
+    assert f'"{tmp_path}/conf/fidelity/mine.yaml", line 3' in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]
