@@ -28,10 +28,12 @@ output is written.
 
 from __future__ import annotations
 
+import gc
 import glob
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -280,6 +282,24 @@ def _open_jsonl(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
     return Corpus("jsonl", files, sum(f.stat().st_size for f in files), tokenizer, cfg.jsonl_field)
 
 
+def _indexed_problem(prefix: str) -> str | None:
+    """Why megatron cannot open the indexed dataset ``prefix`` (it reads the .idx header and index, not the
+    tokens), or None. Megatron asserts on a malformed header and its half-built reader then fails again in
+    ``__del__``; that second error is silenced here, so a bad file is one error line and no stray traceback."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        try:
+            indexed_dataset().IndexedDataset(prefix)
+        except Exception as err:
+            return str(err) or type(err).__name__
+        finally:
+            gc.collect()  # the half-built reader goes now, while its __del__ error is silenced
+        return None
+    finally:
+        sys.unraisablehook = hook
+
+
 def _open_indexed(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
     path = Path(cfg.source).expanduser()
     prefix = str(path)[:-4] if path.suffix in (".bin", ".idx") else str(path)
@@ -289,10 +309,9 @@ def _open_indexed(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
             raise ConfigError(f"={cfg.source!r}: indexed dataset file {str(part)!r} is missing", key="source")
         if part.stat().st_size == 0:
             raise ConfigError(f"={cfg.source!r}: indexed dataset file {str(part)!r} is empty", key="source")
-    try:
-        indexed_dataset().IndexedDataset(prefix)  # reads the .idx header and index, not the tokens
-    except Exception as err:  # megatron asserts on malformed headers
-        raise ConfigError(f"={cfg.source!r} is not a readable megatron indexed dataset: {err}", key="source") from None
+    problem = _indexed_problem(prefix)
+    if problem:
+        raise ConfigError(f"={cfg.source!r} is not a readable megatron indexed dataset: {problem}", key="source")
     return Corpus("indexed", [idx, bin_], bin_.stat().st_size, tokenizer)
 
 

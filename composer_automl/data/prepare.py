@@ -141,6 +141,7 @@ def prepare(cfg: DataConfig) -> PreparedData:
     check_writable(cfg.cache_root, "cache_dir")
     mask = split_mask(corpus.count_documents(), cfg.valid_fraction, cfg.split_seed)
 
+    created = [p for p in (final.parent, *final.parent.parents) if not p.exists()]  # innermost first
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -156,8 +157,13 @@ def prepare(cfg: DataConfig) -> PreparedData:
                 raise
             shutil.rmtree(tmp)
             return load_prepared(final)
-    except BaseException:
+    except BaseException:  # a bad document found while tokenizing: leave nothing behind, not even the cache folder
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: another dataset (or a concurrent run) lives there
+                break
         raise
     return PreparedData(final, meta, reused=False)
 

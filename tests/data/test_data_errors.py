@@ -54,6 +54,31 @@ def test_absent_field_on_a_later_line_leaves_no_partial_output(tmp_path):
     assert_nothing_written(tmp_path / "cache")
 
 
+def test_a_garbage_line_found_while_tokenizing_leaves_not_even_the_cache_folder(tmp_path):
+    """The cache folders the build created (``cache/a/b``) are removed again when a bad line stops it; a cache
+    folder that held something before is kept."""
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": f"doc {i}"}) + "\n" for i in range(6)) + "garbage\n")
+    with pytest.raises(ConfigError, match=r"docs.jsonl:7: not valid JSON"):
+        prepare(DataConfig(source=str(path), cache_dir=str(tmp_path / "cache" / "a" / "b"), progress=False))
+    assert not (tmp_path / "cache").exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "other").write_text("x")
+    with pytest.raises(ConfigError, match=r"docs.jsonl:7"):
+        prepare(DataConfig(source=str(path), cache_dir=str(tmp_path / "kept" / "new"), progress=False))
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["other"]
+
+
+def test_a_garbage_indexed_dataset_is_one_error_line_and_no_stray_traceback(tmp_path):
+    """Megatron's reader fails on a bad .idx header and again in its ``__del__``: only our one line is printed."""
+    (tmp_path / "x.idx").write_bytes(b"garbage index")
+    (tmp_path / "x.bin").write_bytes(b"garbage tokens")
+    done = composer("data", ["prepare", f"data.source={tmp_path / 'x'}", f"data.cache_dir={tmp_path / 'cache'}"])
+    assert error_line(done) == f"data.source='{tmp_path / 'x'}' is not a readable megatron indexed dataset: bad " \
+                               f"header, cannot read: {tmp_path / 'x.idx'}"
+    assert "Exception ignored" not in done.stderr and not (tmp_path / "cache").exists()
+
+
 def test_token_ids_outside_vocabulary_are_an_error(tmp_path):
     """A raw token file with ids ≥ the tokenizer's vocabulary (257 for bytes) is rejected before writing."""
     raw = tmp_path / "tokens.bin"
