@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import hydra
+import yaml
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
@@ -25,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from composer_automl.adapters.hydra import as_running_job, composing, override_key, parse_args, sweep_jobs
 from composer_automl.conf import register_schemas
 from composer_automl.config import ConfigError
+from composer_automl.files import check_writable
 from composer_automl.paths import CONFIG_DIR, add_user_config_dir
 from composer_automl.quiet import install_cli_warning_filters
 
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
+        if not argv:
+            print(f"error: give a subcommand; choose one of {list(COMMANDS)}", file=sys.stderr)
         sys.exit(0 if argv else 2)
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
@@ -143,7 +147,7 @@ def check_overrides(config_name: str, overrides: list[str], config_dir: str | No
                 if tuple([*accepted, override]) not in checked:
                     try:
                         compose(config_name, overrides=[*accepted, override])
-                    except (HydraException, OmegaConfBaseException) as err:
+                    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as err:
                         raise ConfigError(_override_error(config_name, accepted, override, err)) from None
                     checked.add(tuple([*accepted, override]))
                 accepted.append(override)
@@ -153,10 +157,25 @@ def check_overrides(config_name: str, overrides: list[str], config_dir: str | No
                         validate(cfg)
                     except ConfigError as err:
                         raise ConfigError(f"sweep job {jobs.index(job)} ({' '.join(job)}): {err}") from None
+        _check_output_dir(config_name, [*jobs[0], *(o for o in overrides if o not in ours)], multirun)
+
+
+def _check_output_dir(config_name: str, overrides: list[str], multirun: bool) -> None:
+    """Hydra's run (sweep) folder, where it is not the working directory itself, can be created: a read-only
+    working directory is one error line instead of Hydra's PermissionError."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        folder = OmegaConf.select(compose(config_name, overrides=overrides, return_hydra_config=True), key)
+    except (HydraException, OmegaConfBaseException):
+        return  # resolvable only inside the run (job fields): Hydra reports its own problems
+    if folder and Path(folder) != Path("."):
+        check_writable(Path(folder), key)
 
 
 def _override_error(config_name: str, accepted: list[str], override: str, err: Exception) -> str:
     where = f"composer-automl {config_name}"
+    if isinstance(err, yaml.YAMLError):  # a config file it selects (under --config-dir) does not parse
+        return f"{override!r} for {where}: a config file it selects is not valid YAML: " + " ".join(str(err).split())
     try:
         key = override_key(override)
     except HydraException:
@@ -172,4 +191,6 @@ def _override_error(config_name: str, accepted: list[str], override: str, err: E
         level = f"under {parent_path!r}" if parent_path else "at the top level"
         return f"unknown config key {key!r} for {where}; keys {level}: {sorted(parent.keys())}"
     message = str(err).split("Config search path:")[0]
+    if err.__cause__ is not None and str(err.__cause__).strip():  # Hydra's "Error merging override": why it failed
+        message += ": " + str(err.__cause__).strip().splitlines()[0]
     return f"{override!r} for {where}: " + " ".join(message.split())

@@ -12,13 +12,14 @@ from typing import Any, Callable, Iterator
 from composer_automl.config import ConfigError
 
 
-def check_writable(path: Path, key: str) -> None:
-    """Refuse, naming ``key``, a path that is a file where a folder belongs, or a folder this process cannot
-    create or write in (checked on the nearest existing folder, before any work)."""
+def check_writable(path: Path, key: str, file: bool = False) -> None:
+    """Refuse, naming ``key``, a path where a folder (``file``: a file) belongs but the other kind is, or whose
+    folder this process cannot create or write in (checked on the nearest existing folder, before any work)."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"={str(path)!r} is a file, not a folder", key=key)
-    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if path.exists() and path.is_dir() == file:
+        raise ConfigError(f"={str(path)!r} is a {'folder, not a file' if file else 'file, not a folder'}", key=key)
+    folders = path.parents if file else (path, *path.parents)
+    existing = next((p for p in folders if p.exists()), Path("."))
     if not existing.is_dir():
         raise ConfigError(f"={str(path)!r}: {str(existing)!r} is a file, not a folder", key=key)
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -144,3 +144,15 @@ def _parse_run_length(text: str) -> tuple[str, ...]:
             raise PatternError(f"run {part!r} in {text!r} must repeat at least once")
         layers.extend(match.group(2).upper() * count)
     return tuple(layers)
+
+
+def parse_pattern(text: str, key: str) -> Pattern:
+    """A pattern the user typed under ``key``; empty or not understood is one ConfigError naming ``key``."""
+    from composer_automl.config import ConfigError
+
+    if not text:
+        raise ConfigError(f"is required, e.g. {key}=2A+4M or {key}=AAMMMM", key=key)
+    try:
+        return Pattern.parse(text)
+    except PatternError as err:
+        raise ConfigError(f"={text!r}: {err}", key=key) from None

@@ -8,6 +8,7 @@ Llama-style baseline pattern of that size, whose parameter count is the target.
 
 from __future__ import annotations
 
+from composer_automl.config import ConfigError
 from composer_automl.patterns import Pattern
 from composer_automl.spec import ModelSpec, SpecError
 
@@ -40,6 +41,19 @@ TARGET_SIZES = ("350M", "1B", "3B")
 
 PUBLISHED_PARAMS = {"llama3.2-1B": 1_235_814_400, "llama3.2-3B": 3_212_749_824}
 """Parameter counts of the released Llama 3.2 checkpoints (tied embeddings)."""
+
+
+def load_spec(value: str, key: str = "model") -> ModelSpec:
+    """A preset name or a ModelSpec YAML path, as the user gave it under ``key``: anything else (an unknown name, a
+    missing, malformed or invalid file) is one ConfigError naming ``key``."""
+    if value in PRESETS:
+        return PRESETS[value]
+    if not value.endswith((".yaml", ".yml")):
+        raise ConfigError(f"={value!r} is neither a preset {sorted(PRESETS)} nor a .yaml spec file", key=key)
+    try:
+        return ModelSpec.load_yaml(value)
+    except (SpecError, ConfigError) as err:
+        raise ConfigError(f"={value!r}: {err}", key=key) from None
 
 
 def get_preset(name: str) -> ModelSpec:

@@ -88,10 +88,12 @@ class ModelSpec:
             )
         if self.head_dim % 2:
             raise SpecError(f"ModelSpec head_dim={self.head_dim} must be even for RoPE")
-        if not self.rope_theta > 0:
-            raise SpecError(f"ModelSpec.rope_theta must be > 0, got {self.rope_theta}")
-        if not self.norm_eps > 0:
-            raise SpecError(f"ModelSpec.norm_eps must be > 0, got {self.norm_eps}")
+        for name in ("rope_theta", "norm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise SpecError(f"ModelSpec.{name} must be a number > 0, got {value!r}")
+        if not isinstance(self.tie_embeddings, bool):
+            raise SpecError(f"ModelSpec.tie_embeddings must be true or false, got {self.tie_embeddings!r}")
 
     # -- derived -----------------------------------------------------------------
     @property

@@ -24,6 +24,17 @@ def test_unknown_subcommand_exits_2_with_allowed_list(capsys):
     assert "unknown subcommand 'serach'" in err[0] and "'search'" in err[0] and "'train'" in err[0]
 
 
+def test_no_subcommand_prints_usage_and_one_error_line(capsys):
+    """No arguments at all: the usage on stdout, one `error:` line naming the subcommands, exit 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert "  search" in captured.out
+    assert captured.err.count("\n") == 1 and captured.err.startswith("error: give a subcommand; choose one of [")
+    assert "'train'" in captured.err
+
+
 def test_help_lists_every_subcommand(capsys):
     """--help lists all subcommands and exits 0."""
     with pytest.raises(SystemExit) as exit_info:
@@ -74,6 +85,9 @@ def test_every_subcommand_composes_its_shipped_config(capsys, argv):
         (["extrapolate", "pattern=AM", "targt=1B"], "unknown config key 'targt' for composer-automl extrapolate"),
         (["train", "search_space=one-shot-6"], "unknown config key 'search_space' for composer-automl train"),
         (["search", "search.optimizer"], "cannot parse override 'search.optimizer'"),
+        (["search", "search.n_workers=abc"],
+         "'search.n_workers=abc' for composer-automl search: Error merging override search.n_workers=abc: "
+         "Value 'abc' of type 'str' could not be converted to Integer"),
     ],
 )
 def test_bad_overrides_give_one_error_line_before_any_work(capsys, tmp_path, monkeypatch, argv, expected):
@@ -83,6 +97,20 @@ def test_bad_overrides_give_one_error_line_before_any_work(capsys, tmp_path, mon
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert expected in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["mad", "pattern=AXM"], "pattern='AXM': unknown layer kind(s) ['X'] in pattern; allowed: ['A', 'M']"),
+    (["pretrain", "pattern=AXM"], "pattern='AXM': unknown layer kind(s) ['X'] in pattern; allowed: ['A', 'M']"),
+    (["extrapolate", "pattern=AXM"], "pattern='AXM': unknown layer kind(s) ['X'] in pattern; allowed: ['A', 'M']"),
+])
+def test_a_run_refused_on_a_value_leaves_no_hydra_folder(capsys, tmp_path, monkeypatch, argv, expected):
+    """mad, pretrain and extrapolate write into a Hydra run folder (``.hydra/``, ``<job>.log``); a run refused on a
+    value Hydra accepted removes that folder again: the working directory is left as it was."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, *argv)
+    assert code == 2 and err == f"error: {expected}\n", err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -105,3 +133,16 @@ def test_cli_hides_third_party_deprecations_and_keeps_real_warnings():
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("LeafSpec") == 1 and "use X" in proc.stderr  # only the one before the CLI ran
     assert "x is deprecated" not in proc.stderr and "Apex" not in proc.stderr and "a real problem" in proc.stderr
+
+
+def test_a_config_dir_file_that_is_not_yaml_is_one_error_line_naming_it(capsys, tmp_path, monkeypatch):
+    """A group option under --config-dir with a YAML syntax error: one line naming the override and the file."""
+    (tmp_path / "conf" / "fidelity").mkdir(parents=True)
+    (tmp_path / "conf" / "fidelity" / "mine.yaml").write_text("kind: ladder\nrungs: [\n")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, "search", "--config-dir", str(tmp_path / "conf"), "fidelity=mine")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: 'fidelity=mine' for composer-automl search: a config file it selects is not valid "
+                          "YAML: while parsing a flow node")
+    assert f'"{tmp_path}/conf/fidelity/mine.yaml", line 3' in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]

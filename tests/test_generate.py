@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,9 +14,11 @@ from safetensors.torch import save_file
 
 from composer_automl.config import ConfigError
 from composer_automl.data.tokenizers import ByteTokenizer
-from composer_automl.generate.command import GenerateConfig, generate, load_model
+from composer_automl.generate.command import GenerateConfig, generate, load_model, load_tokenizer, main
 from composer_automl.model import HybridLM
 from composer_automl.spec import ModelSpec
+from exports import make_bpe_tokenizer, make_export
+from test_readme import readme_commands
 
 SPEC = ModelSpec(pattern="AMMA", d_model=32, n_heads=2, n_kv_heads=1, ffn_hidden=64, vocab_size=257, max_seq_len=64)
 
@@ -74,3 +79,81 @@ def test_accelerator_gpu_without_cuda_is_one_clear_error_before_loading(exported
     folder, _ = exported
     with pytest.raises(ConfigError, match="^accelerator=gpu but no CUDA device is visible; use accelerator=cpu$"):
         load_model(GenerateConfig(model=str(folder), prompt="x", accelerator="gpu"))
+
+
+def _bare(folder, spec: ModelSpec):
+    torch.manual_seed(0)
+    folder.mkdir()
+    spec.save_yaml(folder / "model.yaml")
+    save_file(HybridLM(spec).state_dict(), str(folder / "model.safetensors"))
+    return folder
+
+
+@pytest.mark.parametrize("source", ["conf", "readme"])
+def test_the_usage_example_runs_from_a_shell_as_written(tmp_path, source):
+    """The usage line of conf/generate.yaml (and the README's generate line), typed into bash with the
+    placeholder filled and the optional parts left out, continues the quoted prompt (exit 0)."""
+    root = Path(__file__).resolve().parents[1]
+    if source == "conf":
+        line = (root / "composer_automl" / "conf" / "generate.yaml").read_text().splitlines()[0].removeprefix("# ")
+    else:
+        [line] = [c for c in readme_commands() if c.startswith("composer-automl generate")]
+    line = re.sub(r"\s*\[[^\]]*\]", "", line)
+    assert "def main(" in line
+    folder = _bare(tmp_path / "export", SPEC.replace(max_seq_len=128))
+    line = line.replace("EXPORTED_FOLDER", str(folder)).replace("model=my_model", f"model={folder}")
+    line = line.replace("composer-automl", f"{shlex.quote(sys.executable)} -m composer_automl", 1)
+    done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("def main(")
+
+
+SPEC_FILES = {
+    "a YAML list": ("- a\n- b\n", "{f}: expected a model spec mapping, got a YAML list"),
+    "model: 5": ("model: 5\n", "a model spec is a mapping of ['pattern', 'd_model', 'n_heads', 'n_kv_heads', "
+                 "'ffn_hidden', 'vocab_size', 'max_seq_len', 'tie_embeddings', 'rope_theta', 'norm_eps'], got int 5"),
+    "a syntax error": ("model: {pattern: [\n", "{f}: not valid YAML (line 2, column 1): expected the node content, "
+                       "but found '<stream end>'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPEC_FILES))
+def test_a_malformed_spec_file_is_one_error_naming_spec(tmp_path, capsys, case):
+    text, problem = SPEC_FILES[case]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"spec={spec}", "prompt=x"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.strip().splitlines() == [f"error: spec={str(spec)!r}: {problem.format(f=spec)}"]
+
+
+def test_an_hf_tokenizer_without_its_file_is_one_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["spec=tiny", "prompt=x", "tokenizer=hf"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: tokenizer_path is required with tokenizer=hf (a local tokenizer.json)"]
+
+
+def test_ids_the_tokenizer_cannot_show_are_said(tmp_path, capsys):
+    """A model whose vocabulary is larger than the byte tokenizer's (random weights pick ids past 256) prints what it
+    can and says how many generated ids had no text, instead of silently printing the prompt alone."""
+    spec = tmp_path / "wide.yaml"
+    SPEC.replace(vocab_size=4096, tie_embeddings=False).save_yaml(spec)  # a random head: ids anywhere
+    text = generate(GenerateConfig(spec=str(spec), prompt="def f(", max_new_tokens=8))
+    err = capsys.readouterr().err
+    unshown = int(re.fullmatch(r"note: (\d) of the 8 generated ids lie beyond the byte tokenizer's 257 ids \(the "
+                               r"model's vocab_size is 4096\) and have no text: random weights, or a model trained "
+                               r"with another tokenizer\n", err)[1])
+    assert unshown >= 1 and len(text.encode()) <= 8 - unshown
+
+
+def test_an_export_is_read_with_the_tokenizer_it_records(tmp_path):
+    """An export made with an hf tokenizer is generated from with that tokenizer when none is named."""
+    bpe = make_bpe_tokenizer(tmp_path / "tokenizer.json")
+    folder, _ = make_export(tmp_path, "hf-tok", SPEC.replace(vocab_size=304), tokenizer=["tokenizer=hf",
+                                                                                        f"tokenizer_path={bpe}"])
+    config = GenerateConfig(model=str(folder), prompt="def add(a, b):", max_new_tokens=4)
+    assert load_tokenizer(config).name == "hf"
+    assert load_tokenizer(GenerateConfig(model=str(folder), prompt="x", tokenizer="byte")).name == "byte"

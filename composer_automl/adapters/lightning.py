@@ -24,9 +24,12 @@ def set_batch_progress(checkpoint: dict[str, Any], batches: int) -> None:
     """Make a checkpoint's restored fit loop count ``batches`` training batches (total and current epoch).
 
     Lightning decides where an optimizer step ends from the batches seen (``ready % accumulate_grad_batches``);
-    a resume with another accumulation count must start counting from whole optimizer steps.
+    a resume with another accumulation count must start counting from whole optimizer steps. The counters
+    keep their differences: a checkpoint written at a batch's end has ``completed = processed - 1``, which is
+    how Lightning tells where it stopped (and so advances the logger's step past the saved one).
     """
     progress = checkpoint.get(BATCH_PROGRESS[0], {}).get(BATCH_PROGRESS[1], {}).get(BATCH_PROGRESS[2])
     if progress:
         for counters in (progress["total"], progress["current"]):
-            counters.update({name: batches for name in COUNTERS})
+            shift = batches - counters["processed"]
+            counters.update({name: counters[name] + shift for name in COUNTERS})

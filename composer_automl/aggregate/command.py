@@ -27,10 +27,10 @@ from composer_automl.aggregate.select import (
 )
 from composer_automl.aggregate.vote import VOTERS
 from composer_automl.config import ConfigError, choice, to_dataclass
-from composer_automl.extrapolate.command import ScaleOptions, describe, write_spec
+from composer_automl.extrapolate.command import ScaleOptions, describe, spec_path, write_spec
 from composer_automl.extrapolate.fit import DepthFit, cost_report, fit_depth
 from composer_automl.search.results import SUMMARY_FILE, TRIALS_FILE, ok_trials, read_trials
-from composer_automl.files import atomic_write_text
+from composer_automl.files import atomic_write_text, check_writable
 
 OUTPUT_NAMES = {"json": "aggregate.json", "markdown": "aggregate.md", "image": "aggregate.png"}
 """Files written into the run directory."""
@@ -122,8 +122,10 @@ def write_report(result: AggregateResult, config: AggregateConfig) -> None:
 
 def run(config: AggregateConfig) -> tuple[AggregateResult, Optional[Path]]:
     """Aggregate, optionally fit the extrapolation, then write everything; returns the result and spec path."""
-    result = aggregate(config)
+    check_writable(Path(config.run_dir), "run_dir")
     options = config.extrapolate
+    out = spec_path(options, Path(config.run_dir), "extrapolate.out") if options.target is not None else None
+    result = aggregate(config)
     fit: Optional[DepthFit] = None
     if options.target is not None:  # fit before writing anything, so a bad target leaves no files
         fit = fit_depth(result.vote.pattern, options.target, options.method, options.tolerance)
@@ -138,7 +140,6 @@ def run(config: AggregateConfig) -> tuple[AggregateResult, Optional[Path]]:
     if fit is None:
         return result, None
     info = cost_report(fit, options.seq_len, options.kv_dtype)
-    out = Path(options.out) if options.out else Path(result.run_dir) / f"model_{options.target}.yaml"
     write_spec(fit, info, out)
     print(describe(info))
     print(f"wrote {out}")

@@ -46,5 +46,7 @@ def main(argv: list[str]) -> None:
     if not argv or argv[0] not in ACTIONS:
         print(f"usage: composer-automl data {{{','.join(ACTIONS)}}} [data=<corpus>] [data.KEY=VALUE ...]",
               file=sys.stderr)
+        given = f"unknown action {argv[0]!r}" if argv else "no action given"
+        print(f"error: {given} for composer-automl data; choose one of {list(ACTIONS)}", file=sys.stderr)
         sys.exit(2)
     run_hydra_app("data", prepare_task, argv[1:])

@@ -25,8 +25,9 @@ class DataConfig:
     folder made by ``data prepare`` (used as is: no hashing, no tokenizing)."""
     format: str = "auto"
     """One of ``auto``, ``stdlib``, ``text``, ``jsonl``, ``indexed``, ``tokens``, ``prepared``."""
-    name: str = "corpus"
-    """Readable name; the cache folder is ``<cache_dir>/<name>-<key>``."""
+    name: str | None = None
+    """Readable name; the cache folder is ``<cache_dir>/<name>-<key>``. Null: the source's own name (``stdlib``,
+    the file's stem, the folder's name, or the glob's fixed leading folder)."""
     content_hash: bool = False
     """Key the cache on a SHA-256 of the inputs' bytes (reads the whole corpus on every prepare)
     instead of their resolved paths, sizes and modification times (O(1) in the corpus size)."""
@@ -55,10 +56,10 @@ class DataConfig:
     """Show a progress bar while tokenizing."""
 
     def __post_init__(self) -> None:
-        from composer_automl.data.tokenizers import TOKENIZERS
+        from composer_automl.data.tokenizers import check_tokenizer
 
         choice(self.format, FORMATS, "format")
-        choice(self.tokenizer, TOKENIZERS, "tokenizer")
+        check_tokenizer(self.tokenizer, self.tokenizer_path)
         choice(self.tokens_dtype, TOKEN_DTYPES, "tokens_dtype")
         if not self.source:
             raise ConfigError("is empty; give 'stdlib', a directory, a glob, a .jsonl file, an indexed-dataset "
@@ -66,12 +67,13 @@ class DataConfig:
         if self.format == "stdlib" and self.source != "stdlib":
             raise ConfigError(f"=stdlib takes no files but source={self.source!r}; set format=auto (or "
                               "text/jsonl/indexed/tokens) for your own files", key="format")
-        if self.tokenizer == "hf" and not self.tokenizer_path:
-            raise ConfigError("is required with tokenizer=hf (a local tokenizer.json)", key="tokenizer_path")
         if not 0 < self.valid_fraction <= 0.5:
             raise ConfigError(f"={self.valid_fraction} must be in (0, 0.5]", key="valid_fraction")
         if self.max_bytes < 1:
             raise ConfigError(f"={self.max_bytes} must be a positive integer", key="max_bytes")
+        if self.name is None:
+            fixed = self.source[: min((self.source.find(c) for c in "*?[" if c in self.source), default=None)]
+            self.name = Path(fixed.rstrip("/")).stem or "corpus"
         if not self.name or "/" in self.name:
             raise ConfigError(f"={self.name!r} must be a non-empty name without '/'", key="name")
 

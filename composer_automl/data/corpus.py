@@ -28,10 +28,12 @@ output is written.
 
 from __future__ import annotations
 
+import gc
 import glob
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -81,26 +83,42 @@ def detect_format(source: str) -> str:
 
 
 def resolve_files(source: str, dir_glob: str, what: str) -> list[Path]:
-    """Files named by a file path, a directory (+ ``dir_glob``) or a glob; missing or empty files raise."""
+    """Files named by a file path, a directory (+ ``dir_glob``) or a glob; missing, empty or unreadable files and
+    broken symbolic links among the matches raise."""
     if glob.has_magic(source):
-        files = sorted(Path(p) for p in glob.glob(os.path.expanduser(source), recursive=True) if Path(p).is_file())
+        matches = [Path(p) for p in glob.glob(os.path.expanduser(source), recursive=True)]
+        files = sorted(p for p in matches if p.is_file())
         if not files:
             raise ConfigError(f"={source!r}: the glob matches no files", key="source")
     else:
         path = Path(source).expanduser()
         if path.is_dir():
-            files = sorted(p for p in path.glob(dir_glob) if p.is_file())
+            matches = list(path.glob(dir_glob))
+            files = sorted(p for p in matches if p.is_file())
             if not files:
                 raise ConfigError(f"={source!r}: the directory has no {what} files matching {dir_glob!r} "
                     "(set data.text_glob, or data.format=jsonl for JSON lines)", key="source")
         elif path.is_file():
-            files = [path]
+            files = matches = [path]
         else:
             raise ConfigError(f"={source!r}: no such file or directory", key="source")
+    broken = sorted(p for p in matches if p.is_symlink() and not p.exists())
+    if broken:
+        raise ConfigError(f": input {str(broken[0])!r} is a broken symbolic link ({len(broken)} in all); "
+                          "fix or remove it", key="source")
+    check_readable(files)
     empty = [f for f in files if f.stat().st_size == 0]
     if empty:
         raise ConfigError(f": input file {str(empty[0])!r} is empty ({len(empty)} empty file(s) in all)", key="source")
     return files
+
+
+def check_readable(files: list[Path]) -> None:
+    """Refuse input files this process may not read (before any is hashed or tokenized)."""
+    unreadable = [f for f in files if not os.access(f, os.R_OK)]
+    if unreadable:
+        raise ConfigError(f": input file {str(unreadable[0])!r} cannot be read (permission denied; "
+                          f"{len(unreadable)} such file(s) in all)", key="source")
 
 
 def stat_digest(paths: list[Path]) -> str:
@@ -264,6 +282,24 @@ def _open_jsonl(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
     return Corpus("jsonl", files, sum(f.stat().st_size for f in files), tokenizer, cfg.jsonl_field)
 
 
+def _indexed_problem(prefix: str) -> str | None:
+    """Why megatron cannot open the indexed dataset ``prefix`` (it reads the .idx header and index, not the
+    tokens), or None. Megatron asserts on a malformed header and its half-built reader then fails again in
+    ``__del__``; that second error is silenced here, so a bad file is one error line and no stray traceback."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        try:
+            indexed_dataset().IndexedDataset(prefix)
+        except Exception as err:
+            return str(err) or type(err).__name__
+        finally:
+            gc.collect()  # the half-built reader goes now, while its __del__ error is silenced
+        return None
+    finally:
+        sys.unraisablehook = hook
+
+
 def _open_indexed(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
     path = Path(cfg.source).expanduser()
     prefix = str(path)[:-4] if path.suffix in (".bin", ".idx") else str(path)
@@ -273,10 +309,9 @@ def _open_indexed(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
             raise ConfigError(f"={cfg.source!r}: indexed dataset file {str(part)!r} is missing", key="source")
         if part.stat().st_size == 0:
             raise ConfigError(f"={cfg.source!r}: indexed dataset file {str(part)!r} is empty", key="source")
-    try:
-        indexed_dataset().IndexedDataset(prefix)  # reads the .idx header and index, not the tokens
-    except Exception as err:  # megatron asserts on malformed headers
-        raise ConfigError(f"={cfg.source!r} is not a readable megatron indexed dataset: {err}", key="source") from None
+    problem = _indexed_problem(prefix)
+    if problem:
+        raise ConfigError(f"={cfg.source!r} is not a readable megatron indexed dataset: {problem}", key="source")
     return Corpus("indexed", [idx, bin_], bin_.stat().st_size, tokenizer)
 
 
@@ -284,6 +319,7 @@ def _open_tokens(cfg: DataConfig, tokenizer: Tokenizer) -> Corpus:
     path = Path(cfg.source).expanduser()
     if not path.is_file():
         raise ConfigError(f"={cfg.source!r}: no such token file", key="source")
+    check_readable([path])
     size, itemsize = path.stat().st_size, np.dtype(cfg.tokens_dtype).itemsize
     if size == 0:
         raise ConfigError(f"={cfg.source!r}: the token file is empty", key="source")

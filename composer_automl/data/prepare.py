@@ -37,6 +37,7 @@ from composer_automl.data.config import DataConfig
 from composer_automl.data.corpus import Corpus, open_corpus
 from composer_automl.data.megatron_io import indexed_dataset
 from composer_automl.data.tokenizers import Tokenizer, build_tokenizer
+from composer_automl.files import check_writable
 
 FORMAT_VERSION = 1
 """Bump when the on-disk layout or the split rule changes (invalidates every cache entry)."""
@@ -101,13 +102,25 @@ def token_dtype(vocab_size: int) -> type:
     return indexed_dataset().DType.optimal_dtype(vocab_size)
 
 
+def read_meta(folder: str | Path) -> dict:
+    """A prepared dataset's ``meta.json``; ConfigError naming the file when it cannot be read as a JSON object."""
+    meta_file = Path(folder) / "meta.json"
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{meta_file} cannot be read ({type(err).__name__}: {err}); prepare the dataset again "
+                          "(`composer-automl data prepare`)") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{meta_file} is not a JSON object; prepare the dataset again (`composer-automl data prepare`)")
+    return meta
+
+
 def load_prepared(path: str | Path) -> PreparedData:
     """Open a prepared dataset folder (one holding ``meta.json``)."""
     path = Path(path).expanduser()
-    meta_file = path / "meta.json"
-    if not meta_file.is_file():
+    if not (path / "meta.json").is_file():
         raise ConfigError(f"{str(path)!r} is not a prepared dataset (no meta.json); run `composer-automl data prepare`")
-    return PreparedData(path, json.loads(meta_file.read_text()), reused=True)
+    return PreparedData(path, read_meta(path), reused=True)
 
 
 def prepare(cfg: DataConfig) -> PreparedData:
@@ -125,8 +138,10 @@ def prepare(cfg: DataConfig) -> PreparedData:
     final = cfg.cache_root / f"{cfg.name}-{key[:16]}"
     if (final / "meta.json").is_file():
         return load_prepared(final)
+    check_writable(cfg.cache_root, "cache_dir")
     mask = split_mask(corpus.count_documents(), cfg.valid_fraction, cfg.split_seed)
 
+    created = [p for p in (final.parent, *final.parent.parents) if not p.exists()]  # innermost first
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -142,8 +157,13 @@ def prepare(cfg: DataConfig) -> PreparedData:
                 raise
             shutil.rmtree(tmp)
             return load_prepared(final)
-    except BaseException:
+    except BaseException:  # a bad document found while tokenizing: leave nothing behind, not even the cache folder
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: another dataset (or a concurrent run) lives there
+                break
         raise
     return PreparedData(final, meta, reused=False)
 

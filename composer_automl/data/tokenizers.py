@@ -13,7 +13,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from composer_automl.config import ConfigError
+from composer_automl.config import ConfigError, choice
 
 EOD_CANDIDATES = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>")
 """Special tokens tried, in order, as the end-of-document token of a HF tokenizer."""
@@ -99,8 +99,14 @@ TOKENIZERS: dict[str, Callable[..., Tokenizer]] = {
 """Tokenizer name → factory ``(tokenizer_path, eod_token) -> Tokenizer``."""
 
 
+def check_tokenizer(name: str, path: str | None) -> None:
+    """A registered tokenizer name, with the file ``hf`` needs; ConfigError naming ``tokenizer`` / ``tokenizer_path``."""
+    choice(name, TOKENIZERS, "tokenizer")
+    if name == "hf" and not path:
+        raise ConfigError("is required with tokenizer=hf (a local tokenizer.json)", key="tokenizer_path")
+
+
 def build_tokenizer(name: str, path: str | None = None, eod_token: str | None = None) -> Tokenizer:
     """Instantiate a registered tokenizer; a bad name or file raises :class:`ConfigError`."""
-    if name not in TOKENIZERS:
-        raise ConfigError(f"={name!r} is not allowed; choose one of {sorted(TOKENIZERS)}", key="tokenizer")
+    check_tokenizer(name, path)
     return TOKENIZERS[name](path, eod_token)

@@ -23,7 +23,7 @@ from composer_automl.evaluate import efficiency, heldout
 from composer_automl.evaluate.config import EvaluateConfig
 from composer_automl.evaluate.models import LoadedModel, Runtime, load_model, open_models, resolve_runtime
 from composer_automl.evaluate.report import Report, Row, markdown, write
-from composer_automl.files import atomic_dir
+from composer_automl.files import atomic_dir, check_writable
 from composer_automl.export.files import ExportedModel
 
 HELDOUT_METRICS = {"loss": False, "perplexity": False, "bits_per_byte": False, "tokens": None, "bytes": None}
@@ -59,6 +59,7 @@ def plan(config: EvaluateConfig) -> Plan:
     out = Path(config.out) if config.out else Path("runs") / f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists():
         raise ConfigError(f"out={str(out)!r} already exists; choose a new folder")
+    check_writable(out, "out")
     if config.tasks:
         require_lm_eval(config.tasks)
     exports = open_models(config.models)

@@ -27,9 +27,9 @@ from omegaconf import DictConfig
 
 from composer_automl.cli import run_hydra_app
 from composer_automl.config import ConfigError, choice, to_dataclass
-from composer_automl.data.tokenizers import TOKENIZERS, Tokenizer, build_tokenizer
+from composer_automl.data.tokenizers import Tokenizer, build_tokenizer, check_tokenizer
 from composer_automl.export.files import FORMATS, SPEC, TOKENIZER, WEIGHTS, open_export, tokenizer_record
-from composer_automl.files import atomic_dir
+from composer_automl.files import atomic_dir, check_writable
 from composer_automl.spec import ModelSpec
 
 
@@ -56,9 +56,7 @@ class ExportConfig:
             raise ConfigError("export needs ckpt=CHECKPOINT_FOLDER and out=NEW_FOLDER")
         choice(self.format, FORMATS, "format")
         if self.tokenizer is not None:
-            choice(self.tokenizer, TOKENIZERS, "tokenizer")
-        if self.tokenizer == "hf" and not self.tokenizer_path:
-            raise ConfigError("tokenizer=hf needs tokenizer_path=…/tokenizer.json (the file the data was prepared with)")
+            check_tokenizer(self.tokenizer, self.tokenizer_path)
 
 
 @dataclass
@@ -79,6 +77,7 @@ def check(config: ExportConfig) -> Source:
 
     if Path(config.out).exists():
         raise ConfigError(f"out={config.out!r} already exists; choose a new folder")
+    check_writable(Path(config.out), "out")
     if config.format == "hf":
         require_transformers("format=hf")
     ckpt = Path(config.ckpt)

@@ -54,9 +54,13 @@ class ExportedModel:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The weights under HybridLM's names."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        weights = load_file(str(self.folder / WEIGHTS))
+        try:
+            weights = load_file(str(self.folder / WEIGHTS))
+        except (OSError, SafetensorError) as err:  # truncated, garbled or unreadable
+            raise ConfigError(f"{self.folder / WEIGHTS} cannot be read ({err}); export the model again") from None
         if self.format == "hf":
             weights = {k.removeprefix(HF_PREFIX): v for k, v in weights.items()}
         return weights

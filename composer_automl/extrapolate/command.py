@@ -16,10 +16,10 @@ from omegaconf import DictConfig
 from composer_automl.config import ConfigError, choice, to_dataclass
 from composer_automl.extrapolate.fit import DepthFit, cost_report, fit_depth
 from composer_automl.extrapolate.scale import STRATEGIES
-from composer_automl.patterns import Pattern, PatternError
+from composer_automl.patterns import Pattern, parse_pattern
 from composer_automl.presets import TARGET_SIZES
 from composer_automl.spec import DTYPE_BYTES
-from composer_automl.files import atomic_write
+from composer_automl.files import atomic_write, check_writable
 
 
 @dataclass
@@ -64,26 +64,23 @@ class ExtrapolateConfig(ScaleOptions):
         parse_pattern(self.pattern, "pattern")
 
 
-def parse_pattern(text: str, field: str) -> Pattern:
-    """Parse a user-given pattern, turning a :class:`PatternError` into a one-line ConfigError."""
-    if not text:
-        raise ConfigError(f"is required, e.g. {field}=2A+4M or {field}=AAMMMM", key=field)
-    try:
-        return Pattern.parse(text)
-    except PatternError as err:
-        raise ConfigError(f"={text!r}: {err}", key=field) from None
-
-
 def write_spec(fit: DepthFit, info: dict[str, Any], path: Path) -> Path:
     """Write the fitted spec and its ``info`` as YAML via a temporary file renamed into place."""
     return atomic_write(path, lambda tmp: fit.spec.save_yaml(tmp, extra=info))
 
 
+def spec_path(options: ScaleOptions, default_dir: Path, key: str = "out") -> Path:
+    """Where the spec YAML goes (``out``, else ``model_<target>.yaml`` in ``default_dir``), checked writable."""
+    out = Path(options.out) if options.out else default_dir / f"model_{options.target}.yaml"
+    check_writable(out, key, file=True)
+    return out
+
+
 def run_extrapolation(pattern: Pattern, options: ScaleOptions, default_dir: Path) -> tuple[DepthFit, Path]:
     """Fit, report and write; prints the key figures. Returns the fit and the YAML path."""
+    out = spec_path(options, default_dir)
     fit = fit_depth(pattern, options.target, options.method, options.tolerance)
     info = cost_report(fit, options.seq_len, options.kv_dtype)
-    out = Path(options.out) if options.out else default_dir / f"model_{options.target}.yaml"
     write_spec(fit, info, out)
     print(describe(info))
     print(f"wrote {out}")

@@ -2,8 +2,8 @@
 
 The model is an exported folder (``composer-automl export`` → ``model.safetensors`` +
 ``model.yaml``) or, for a smoke test, a spec (preset name or spec YAML) with freshly
-initialised weights. Text goes through the byte tokenizer (default) or a local
-Hugging Face ``tokenizer.json``; the device comes from ``accelerator`` (cpu | gpu; bf16 on GPU).
+initialised weights. Text goes through the tokenizer the export records (byte for a spec), or the one
+named (``byte``, or a local Hugging Face ``tokenizer.json``); the device comes from ``accelerator`` (cpu | gpu; bf16 on GPU).
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from omegaconf import DictConfig
 
 from composer_automl import devices
 from composer_automl.config import ConfigError, choice, to_dataclass
-from composer_automl.data.tokenizers import TOKENIZERS, build_tokenizer
+from composer_automl.data.tokenizers import ByteTokenizer, Tokenizer, build_tokenizer, check_tokenizer
 from composer_automl.export.files import load_hybrid, open_export
 from composer_automl.model import DECODE_MODES, HybridLM
-from composer_automl.presets import get_preset
-from composer_automl.spec import ModelSpec, SpecError
+from composer_automl.presets import load_spec
 
 ACCELERATORS = {"cpu": ("cpu", torch.float32), "gpu": ("cuda", torch.bfloat16)}
 """``accelerator`` → (torch device, dtype the model runs in)."""
@@ -42,7 +41,8 @@ class GenerateConfig:
     """0: greedy; otherwise sample from softmax(logits / temperature)."""
     top_k: Optional[int] = None
     seed: int = 0
-    tokenizer: str = "byte"
+    tokenizer: Optional[str] = None
+    """``byte`` or ``hf`` (with ``tokenizer_path``); null: the one the export records, else ``byte``."""
     tokenizer_path: Optional[str] = None
     accelerator: str = "cpu"
     decode: str = "auto"
@@ -54,7 +54,10 @@ class GenerateConfig:
             raise ConfigError("give model=EXPORTED_FOLDER or spec=PRESET|SPEC.yaml (exactly one)")
         if self.model is not None:
             open_export(self.model, "model")  # native or hf; ConfigError naming model= otherwise
-        choice(self.tokenizer, TOKENIZERS, "tokenizer")
+        else:
+            load_spec(self.spec, "spec")
+        if self.tokenizer is not None:
+            check_tokenizer(self.tokenizer, self.tokenizer_path)
         choice(self.accelerator, ACCELERATORS, "accelerator")
         choice(self.decode, ("auto", *DECODE_MODES), "decode")
         if self.decode == "cuda-graph" and self.accelerator != "gpu":
@@ -73,21 +76,28 @@ def load_model(config: GenerateConfig) -> HybridLM:
     devices.resolve(config.accelerator, "bf16-true" if dtype == torch.bfloat16 else "32-true")
     if config.model is not None:
         return load_hybrid(config.model, device).to(dtype)
-    try:
-        spec = ModelSpec.load_yaml(config.spec) if config.spec.endswith((".yaml", ".yml")) else get_preset(config.spec)
-    except (SpecError, FileNotFoundError) as err:
-        raise ConfigError(f"spec={config.spec!r}: {err}") from None
+    spec = load_spec(config.spec, "spec")
     torch.manual_seed(config.seed)
     return HybridLM(spec).to(device=device, dtype=dtype).eval()
 
 
+def load_tokenizer(config: GenerateConfig) -> Tokenizer:
+    """The tokenizer named by ``config``, else the one the export records, else ``byte``."""
+    if config.tokenizer is not None:
+        return build_tokenizer(config.tokenizer, config.tokenizer_path)
+    if config.model is not None and open_export(config.model).tokenizer_info is not None:
+        return open_export(config.model).tokenizer()
+    return ByteTokenizer()
+
+
 def generate(config: GenerateConfig) -> str:
-    """The prompt's continuation (decoded text of the new tokens only)."""
+    """The prompt's continuation (decoded text of the new tokens only). New ids the tokenizer has no text for
+    (beyond its vocabulary: random weights, or a model trained with another tokenizer) are said on stderr."""
+    tokenizer = load_tokenizer(config)
     model = load_model(config)
-    tokenizer = build_tokenizer(config.tokenizer, config.tokenizer_path)
     ids = tokenizer.encode_batch([config.prompt.encode()])[0]
     if int(ids.max()) >= model.spec.vocab_size:
-        raise ConfigError(f"the {config.tokenizer} tokenizer produced id {int(ids.max())}, beyond the model's "
+        raise ConfigError(f"the {tokenizer.name} tokenizer produced id {int(ids.max())}, beyond the model's "
                           f"vocab_size={model.spec.vocab_size}; use the tokenizer the model was trained with")
     need = len(ids) + config.max_new_tokens
     if need > model.spec.max_seq_len:
@@ -100,7 +110,13 @@ def generate(config: GenerateConfig) -> str:
         decode = config.decode if config.decode != "auto" else "cuda-graph" if config.accelerator == "gpu" else "eager"
         out = model.generate(prompt, config.max_new_tokens, config.temperature, config.top_k, generator=generator,
                              decode=decode)
-    return tokenizer.decode(out[0, len(ids):].cpu().numpy())
+    new = out[0, len(ids):].cpu().numpy()
+    unshown = int((new >= tokenizer.vocab_size).sum())
+    if unshown:
+        print(f"note: {unshown} of the {len(new)} generated ids lie beyond the {tokenizer.name} tokenizer's "
+              f"{tokenizer.vocab_size} ids (the model's vocab_size is {model.spec.vocab_size}) and have no text: "
+              "random weights, or a model trained with another tokenizer", file=sys.stderr)
+    return tokenizer.decode(new)
 
 
 def task(cfg: DictConfig) -> None:

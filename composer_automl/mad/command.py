@@ -17,7 +17,7 @@ from composer_automl.cli import run_hydra_app
 from composer_automl import devices
 from composer_automl.config import ConfigError, located, to_dataclass
 from composer_automl.mad.evaluate import MADConfig, MADResult, evaluate_pattern
-from composer_automl.patterns import Pattern, PatternError
+from composer_automl.patterns import Pattern, parse_pattern
 from composer_automl.rungs.registry import rung_from_mapping
 from composer_automl.spec import SearchWidth
 
@@ -68,10 +68,7 @@ def format_table(result: MADResult) -> str:
 def prepare(cfg: DictConfig) -> tuple[MADCommandConfig, Pattern, str, MADConfig]:
     """The validated command settings, pattern, rung name and rung config (no side effects)."""
     command = to_dataclass(MADCommandConfig, {k: v for k, v in cfg.items() if k != "fidelity"})
-    try:
-        pattern = Pattern.parse(command.pattern)
-    except PatternError as err:
-        raise ConfigError(f": {err}", key="pattern") from None
+    pattern = parse_pattern(command.pattern, "pattern")
     rung_name = HydraConfig.get().runtime.choices.get("fidelity", "fidelity")
     return command, pattern, rung_name, load_mad_rung(rung_name, cfg.fidelity)
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from composer_automl.config import ConfigError
-from composer_automl.spec import ModelSpec
+from composer_automl.spec import ModelSpec, SpecError
 from composer_automl.files import atomic_write_text
 
 META = "meta.json"
@@ -69,18 +69,59 @@ def write_meta(folder: str | Path, spec: ModelSpec, layout: Layout, step: int, i
 
 
 def read_meta(folder: str | Path, what: str = "resume") -> dict:
-    """The checkpoint's ``meta.json``; ConfigError unless ``folder`` is a complete checkpoint of ours."""
+    """The checkpoint's ``meta.json``; ConfigError naming ``what`` unless ``folder`` is a complete checkpoint of
+    ours whose files are whole (:func:`damage`)."""
     meta_path = Path(folder) / META
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
-        meta = None
-    if not isinstance(meta, dict) or meta.get("format") != "megatron-dist-checkpoint" or "model" not in meta:
+    if not meta_path.is_file():
         raise ConfigError(
             f"{what}={str(folder)!r} is not a complete `composer-automl train` checkpoint folder "
-            f"(no readable {META}); pass a checkpoints/step_NNNNNN.ckpt folder"
+            f"(no {META}); pass a checkpoints/step_NNNNNN.ckpt folder"
         )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as err:
+        meta, problem = None, f"{META} cannot be read ({type(err).__name__}: {err})"
+    else:
+        ours = isinstance(meta, dict) and meta.get("format") == "megatron-dist-checkpoint" and "model" in meta
+        problem = damage(folder, meta) if ours else f"{META} is not a `composer-automl train` checkpoint record"
+    if problem:
+        raise ConfigError(f"{what}={str(folder)!r} is a damaged checkpoint: {problem}; use another checkpoint "
+                          "(checkpoints/step_NNNNNN.ckpt) or move this one out of the way")
     return meta
+
+
+def damage(folder: str | Path, meta: dict) -> str | None:
+    """What makes a checkpoint unreadable, found without reading its tensors, or None: ``meta.json`` fields,
+    megatron's ``metadata.json``, PyTorch's ``.metadata``, each shard file as long as the byte ranges it is listed
+    with, and a loadable ``common.pt`` (Lightning's loop state)."""
+    from torch.distributed.checkpoint import FileSystemReader
+
+    folder = Path(folder)
+    missing = [k for k in ("step", "consumed_samples", *Layout.__dataclass_fields__) if not isinstance(meta.get(k), int)]
+    if missing:
+        return f"{META} lacks the integer field(s) {missing}"
+    try:
+        ModelSpec.from_dict(meta["model"])
+    except (SpecError, TypeError) as err:
+        return f"{META} holds no valid model ({err})"
+    try:
+        if not isinstance(json.loads((folder / "metadata.json").read_text()), dict):
+            return "metadata.json is not a JSON object"
+        shards = FileSystemReader(str(folder)).read_metadata().storage_data
+    except Exception as err:  # a missing, empty or garbled file: JSON, pickle and OS errors alike
+        return f"its metadata (metadata.json, .metadata) cannot be read ({type(err).__name__}: {err})"
+    ends: dict[str, int] = {}
+    for info in shards.values():
+        ends[info.relative_path] = max(ends.get(info.relative_path, 0), info.offset + info.length)
+    for name, end in sorted(ends.items()):
+        size = (folder / name).stat().st_size if (folder / name).is_file() else None
+        if size is None or size < end:
+            return f"{name} is {'missing' if size is None else f'truncated ({size} of {end} bytes)'}"
+    try:
+        torch.load(folder / "common.pt", map_location="cpu", weights_only=False)
+    except Exception as err:  # missing, empty or truncated pickle
+        return f"common.pt cannot be read ({type(err).__name__}: {err})"
+    return None
 
 
 def check_checkpoint(folder: str | Path, spec: ModelSpec, layout: Layout, impl: str = "local") -> dict:
@@ -111,9 +152,9 @@ def check_checkpoint(folder: str | Path, spec: ModelSpec, layout: Layout, impl: 
 
 
 def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
-    """The complete ``step_NNNNNN.ckpt`` folder with the largest N, or None."""
-    done = [p for p in Path(ckpt_dir).glob("step_*.ckpt") if (p / META).is_file()]
-    return max(done, key=lambda p: json.loads((p / META).read_text())["step"], default=None)
+    """The ``step_NNNNNN.ckpt`` folder with ``meta.json`` (complete) and the largest N, or None."""
+    done = [p for p in Path(ckpt_dir).glob("step_*.ckpt") if p.stem[5:].isdigit() and (p / META).is_file()]
+    return max(done, key=lambda p: int(p.stem[5:]), default=None)
 
 
 # --- sharded state ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from composer_automl.cli import run_hydra_app
 from composer_automl.config import ConfigError, located, to_dataclass
 from composer_automl.devices import resolve as resolve_device
-from composer_automl.patterns import Pattern, PatternError
+from composer_automl.patterns import parse_pattern
 from composer_automl.presets import get_preset
 from composer_automl.pretrain.config import PretrainConfig
 from composer_automl.pretrain.run import TENSORBOARD_DIR, load_data, run_pretraining
@@ -41,10 +41,10 @@ def build_spec(command: PretrainCommandConfig, run_cfg: PretrainConfig, vocab_si
     corpus's vocabulary and the run's sequence length."""
     try:
         spec = get_preset(command.model)
-        pattern = Pattern.parse(command.pattern) if command.pattern else spec.pattern
+        pattern = parse_pattern(command.pattern, "pattern") if command.pattern else spec.pattern
         return spec.replace(pattern=pattern, vocab_size=vocab_size, max_seq_len=run_cfg.seq_len,
                             d_model=run_cfg.d_model or spec.d_model, ffn_hidden=run_cfg.ffn_hidden or spec.ffn_hidden)
-    except (SpecError, PatternError) as err:
+    except SpecError as err:
         raise ConfigError(str(err)) from None
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from composer_automl.config import ConfigError
 from composer_automl.files import append_jsonl, read_jsonl
 from composer_automl.table import Outcome
 
@@ -82,8 +83,16 @@ def read_asks(run_dir: str | Path) -> list[Ask]:
 
 
 def read_trials(run_dir: str | Path) -> list[TrialRecord]:
-    """All records of a run directory, in the order they finished (a torn last line is ignored)."""
-    return [TrialRecord(**row) for row in read_jsonl(Path(run_dir) / TRIALS_FILE)]
+    """All records of a run directory, in the order they finished (a torn last line is ignored; a row that is not
+    a trial record is one ConfigError naming the file)."""
+    path = Path(run_dir) / TRIALS_FILE
+    records = []
+    for i, row in enumerate(read_jsonl(path), start=1):
+        try:
+            records.append(TrialRecord(**row))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{path}: record {i} is not a trial record ({err}); the log is corrupt there") from None
+    return records
 
 
 def ok_trials(records: Iterable[TrialRecord]) -> list[TrialRecord]:

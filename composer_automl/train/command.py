@@ -24,8 +24,9 @@ from composer_automl.cli import run_hydra_app
 from composer_automl.config import ConfigError, located, to_dataclass
 from composer_automl.devices import Device
 from composer_automl.devices import resolve as resolve_device
-from composer_automl.presets import PRESETS, get_preset
-from composer_automl.spec import ModelSpec, SpecError
+from composer_automl.files import check_writable
+from composer_automl.presets import load_spec
+from composer_automl.spec import ModelSpec
 from composer_automl.train.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -48,18 +49,6 @@ class TrainPlan:
     """Training samples the resumed checkpoint had consumed (0 for a new run): where the data stream continues."""
 
 
-def load_spec(model: str) -> ModelSpec:
-    """A preset name or a ModelSpec YAML path (ConfigError naming both options otherwise)."""
-    if model in PRESETS:
-        return get_preset(model)
-    if not model.endswith((".yaml", ".yml")):
-        raise ConfigError(f"model={model!r} is neither a preset {sorted(PRESETS)} nor a .yaml spec file")
-    try:
-        return ModelSpec.load_yaml(model)
-    except (SpecError, OSError) as err:
-        raise ConfigError(f"model={model!r}: {err}") from None
-
-
 def plan(config: TrainConfig) -> TrainPlan:
     """Validate the whole run up front; every bad input is one ConfigError."""
     from composer_automl.parallel import checkpoint
@@ -68,6 +57,7 @@ def plan(config: TrainConfig) -> TrainPlan:
     from composer_automl.train.data import check_dataset
 
     spec = load_spec(config.model)
+    check_writable(Path(config.out_dir), "out_dir")
     trainer = config.trainer
     check_layout(spec, config.parallel.tp, trainer.world_size)
     if trainer.seq_len > spec.max_seq_len:
@@ -85,6 +75,19 @@ def plan(config: TrainConfig) -> TrainPlan:
     if resume is not None:
         consumed = checkpoint.check_checkpoint(resume, spec, layout(config), kernels.impl)["consumed_samples"]
     return TrainPlan(config, spec, resume, device, kernels, consumed)
+
+
+def announce_resume(p: TrainPlan) -> None:
+    """Say (once, on rank 0) where the run starts: the checkpoint it continues, or that ``resume=latest`` found none."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:
+        return
+    if p.resume is not None:
+        print(f"resuming from {p.resume} (step {p.consumed_samples // layout(p.config).global_batch})")
+    elif p.config.resume == "latest":
+        print(f"resume=latest: no complete checkpoint in {Path(p.config.out_dir) / 'checkpoints'}; "
+              "starting a new run at step 0")
 
 
 def layout(config: TrainConfig):
@@ -152,6 +155,7 @@ def train(p: TrainPlan, callbacks: Sequence = ()):
 def _task(cfg: DictConfig, argv: list[str]) -> None:
     logging.getLogger("megatron").setLevel(logging.WARNING)  # per-file index-reader chatter
     p = plan(to_dataclass(TrainConfig, cfg))
+    announce_resume(p)
     if not any(name in os.environ for name in LAUNCH_ENV):
         # Lightning starts the other local processes by re-running this command line.
         sys.argv = [str(Path(__file__).resolve().parents[1] / "__main__.py"), "train", *argv]

@@ -13,7 +13,6 @@ another DP size) reads the same samples in every optimizer step.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +21,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Sampler
 
 from composer_automl.config import ConfigError
+from composer_automl.data.prepare import read_meta
 from composer_automl.data.windows import TokenWindows
 
 SPLITS = ("train", "valid")
@@ -58,8 +58,7 @@ def check_dataset(path: str | Path, vocab_size: int, valid_path: str | None = No
             f"data={str(path)!r} is not a prepared dataset (missing {missing or 'the folder'}) nor a megatron "
             "PREFIX with PREFIX.bin/PREFIX.idx; create one with `composer-automl data`"
         )
-    meta_path = folder / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_meta(folder) if (folder / "meta.json").is_file() else {}
     if meta.get("vocab_size", 0) > vocab_size:
         raise ConfigError(
             f"data vocab_size={meta['vocab_size']} exceeds model.vocab_size={vocab_size}; "

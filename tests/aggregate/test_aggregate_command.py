@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from cli_runs import composer, error_line, read_only
 from composer_automl.aggregate.command import AggregateConfig, run
 from composer_automl.aggregate.report import heatmap_size_px
 from composer_automl.cli import main
@@ -157,3 +158,45 @@ def test_report_does_not_import_the_command():
         tree = ast.parse((Path(package.__file__).parent / name).read_text())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert "composer_automl.aggregate.command" not in imported, name
+
+
+@pytest.mark.parametrize("line, message", [
+    ("not json at all", "{log}:3: not a JSON line (Expecting value); the log is corrupt there (move that line out of "
+                        "the file to use the rest)"),
+    ('{"a": 1}', "{log}: record 3 is not a trial record (TrialRecord.__init__() got an unexpected keyword argument "
+                 "'a'); the log is corrupt there"),
+])
+def test_a_corrupt_line_in_trials_jsonl_is_one_error_line(make_run_dir, capsys, line, message):
+    """A garbage line, or a JSON object that is no trial record, in the middle of trials.jsonl: one line naming the
+    file (and the line), nothing written."""
+    run_dir = make_run_dir(ROWS)
+    log = run_dir / "trials.jsonl"
+    rows = log.read_text().splitlines()
+    log.write_text("\n".join([*rows[:2], line, *rows[2:]]) + "\n")
+    before = sorted(p.name for p in run_dir.iterdir())
+    with pytest.raises(SystemExit) as exc:
+        cli(run_dir)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {message.format(log=log)}"]
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_unreadable_log_and_read_only_run_are_one_error_line(make_run_dir):
+    """An unreadable trials.jsonl, a read-only run directory and a read-only extrapolate.out folder: one line each
+    from the real command, before anything is written."""
+    run_dir = make_run_dir(ROWS)
+    log = run_dir / "trials.jsonl"
+    log.chmod(0)
+    done = composer("aggregate", [f"run_dir={run_dir}"], as_user=True)
+    assert error_line(done).startswith(f"{log}: cannot be read ([Errno 13] Permission denied")
+    log.chmod(0o644)
+    locked = read_only(run_dir.parent / "locked")
+    done = composer("aggregate", [f"run_dir={run_dir}", "extrapolate.target=1B", f"extrapolate.out={locked / 'm.yaml'}"],
+                    as_user=True)
+    assert error_line(done) == f"extrapolate.out='{locked / 'm.yaml'}': cannot write in '{locked}' (permission denied)"
+    before = sorted(p.name for p in run_dir.iterdir())
+    read_only(run_dir)
+    done = composer("aggregate", [f"run_dir={run_dir}"], as_user=True)
+    assert error_line(done) == f"run_dir='{run_dir}': cannot write in '{run_dir}' (permission denied)"
+    run_dir.chmod(0o755)
+    assert sorted(p.name for p in run_dir.iterdir()) == before

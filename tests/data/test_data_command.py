@@ -22,8 +22,16 @@ def test_data_prepare_command_reports_prefixes(tmp_path, capsys):
     second = capsys.readouterr().out
     assert "MB/s" in first and "reused from cache" in second
     assert f"train: prefix={tmp_path}" in first and "valid: prefix=" in first
-    with pytest.raises(SystemExit):
-        data_command.main(["tokenize"])
+
+
+@pytest.mark.parametrize("argv, given", [([], "no action given"), (["tokenize"], "unknown action 'tokenize'")])
+def test_a_missing_or_unknown_action_is_one_error_line(capsys, argv, given):
+    """`data` without `prepare`: the usage, then one `error:` line naming the actions, exit 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        data_command.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("error:") == 1
+    assert f"error: {given} for composer-automl data; choose one of ['prepare']" in err
 
 
 @pytest.mark.parametrize("option", ["stdlib", "fineweb-edu", "dclm"])
@@ -39,3 +47,15 @@ def test_shipped_data_configs_compose_and_validate(option):
 def test_data_group_lists_every_shipped_option():
     """The parametrised list above covers every YAML shipped in conf/data."""
     assert sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml")) == ["dclm", "fineweb-edu", "stdlib"]
+
+
+def test_a_dataset_is_named_after_its_source(tmp_path, capsys):
+    """`data.source=docs.jsonl` on the default data option is cached as `docs-<key>` (it was `stdlib-<key>`);
+    the embedded corpus keeps the name `stdlib`; `data.name` still sets it."""
+    jsonl = tmp_path / "docs.jsonl"
+    jsonl.write_text("".join(f'{{"text": "document {i}"}}\n' for i in range(6)))
+    for extra, name in (([f"data.source={jsonl}"], "docs"), (["data.max_bytes=100000"], "stdlib"),
+                        ([f"data.source={jsonl}", "data.name=mine"], "mine")):
+        data_command.main(["prepare", f"data.cache_dir={tmp_path / 'cache'}", "data.progress=false", *extra])
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first.startswith(f"dataset: {tmp_path / 'cache' / name}-"), first

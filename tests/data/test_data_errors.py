@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from cli_runs import composer, error_line, read_only
 from composer_automl.config import ConfigError, to_dataclass
 from composer_automl.data.config import DataConfig
 from composer_automl.data.prepare import prepare
@@ -53,6 +54,31 @@ def test_absent_field_on_a_later_line_leaves_no_partial_output(tmp_path):
     assert_nothing_written(tmp_path / "cache")
 
 
+def test_a_garbage_line_found_while_tokenizing_leaves_not_even_the_cache_folder(tmp_path):
+    """The cache folders the build created (``cache/a/b``) are removed again when a bad line stops it; a cache
+    folder that held something before is kept."""
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": f"doc {i}"}) + "\n" for i in range(6)) + "garbage\n")
+    with pytest.raises(ConfigError, match=r"docs.jsonl:7: not valid JSON"):
+        prepare(DataConfig(source=str(path), cache_dir=str(tmp_path / "cache" / "a" / "b"), progress=False))
+    assert not (tmp_path / "cache").exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "other").write_text("x")
+    with pytest.raises(ConfigError, match=r"docs.jsonl:7"):
+        prepare(DataConfig(source=str(path), cache_dir=str(tmp_path / "kept" / "new"), progress=False))
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["other"]
+
+
+def test_a_garbage_indexed_dataset_is_one_error_line_and_no_stray_traceback(tmp_path):
+    """Megatron's reader fails on a bad .idx header and again in its ``__del__``: only our one line is printed."""
+    (tmp_path / "x.idx").write_bytes(b"garbage index")
+    (tmp_path / "x.bin").write_bytes(b"garbage tokens")
+    done = composer("data", ["prepare", f"data.source={tmp_path / 'x'}", f"data.cache_dir={tmp_path / 'cache'}"])
+    assert error_line(done) == f"data.source='{tmp_path / 'x'}' is not a readable megatron indexed dataset: bad " \
+                               f"header, cannot read: {tmp_path / 'x.idx'}"
+    assert "Exception ignored" not in done.stderr and not (tmp_path / "cache").exists()
+
+
 def test_token_ids_outside_vocabulary_are_an_error(tmp_path):
     """A raw token file with ids ≥ the tokenizer's vocabulary (257 for bytes) is rejected before writing."""
     raw = tmp_path / "tokens.bin"
@@ -81,3 +107,36 @@ def test_bad_config_values_name_the_field(field, value, pattern):
     kwargs[field] = value
     with pytest.raises(ConfigError, match=pattern):
         to_dataclass(DataConfig, kwargs, "data")
+
+
+def test_a_broken_symbolic_link_in_the_corpus_is_an_error(tmp_path):
+    """A corpus folder holding a link to a file that is gone is refused, naming the link (it used to be skipped)."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("some text")
+    (tmp_path / "in" / "b.txt").symlink_to(tmp_path / "gone.txt")
+    for source in (tmp_path / "in", tmp_path / "in" / "*.txt"):
+        with pytest.raises(ConfigError, match=f"^source: input '{tmp_path / 'in' / 'b.txt'}' is a broken symbolic "
+                                              r"link \(1 in all\); fix or remove it$"):
+            prepare(DataConfig(source=str(source), cache_dir=str(tmp_path / "cache")))
+    assert_nothing_written(tmp_path / "cache")
+
+
+def test_unreadable_inputs_and_unwritable_caches_are_one_line_before_work(tmp_path):
+    """An input file this user may not read and a cache folder that is a file or read-only: one `error:` line
+    each from `data prepare`, nothing tokenized or written."""
+    corpus = tmp_path / "in"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("some text")
+    (corpus / "b.txt").write_text("more text")
+    (corpus / "b.txt").chmod(0)
+    done = composer("data", ["prepare", f"data.source={corpus}", f"data.cache_dir={tmp_path / 'cache'}"], as_user=True)
+    assert error_line(done) == f"data.source: input file '{corpus / 'b.txt'}' cannot be read (permission denied; " \
+                               "1 such file(s) in all)"
+    (corpus / "b.txt").chmod(0o644)
+    a_file, locked = tmp_path / "a_file", read_only(tmp_path / "locked")
+    a_file.write_text("x")
+    done = composer("data", ["prepare", f"data.source={corpus}", f"data.cache_dir={a_file}"])
+    assert error_line(done) == f"data.cache_dir='{a_file}' is a file, not a folder"
+    done = composer("data", ["prepare", f"data.source={corpus}", f"data.cache_dir={locked}"], as_user=True)
+    assert error_line(done) == f"data.cache_dir='{locked}': cannot write in '{locked}' (permission denied)"
+    assert not (tmp_path / "cache").exists() and list(locked.iterdir()) == []

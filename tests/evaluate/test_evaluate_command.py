@@ -59,7 +59,7 @@ def test_two_models_side_by_side(setup, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case", ["not_an_export", "missing_task_file", "tokenizers_differ", "limit_zero",
-                                  "out_exists", "gpu_without_cuda",
+                                  "out_exists", "out_under_a_file", "gpu_without_cuda",
                                   pytest.param("unknown_task", marks=pytest.mark.slow)])  # indexes lm-eval's 15k tasks
 def test_bad_input_is_one_error_line_before_any_work(setup, tmp_path, capsys, case):
     """Exit 2, one `error:` line naming the key as typed, and no report folder."""
@@ -80,11 +80,12 @@ def test_bad_input_is_one_error_line_before_any_work(setup, tmp_path, capsys, ca
         "tokenizers_differ": ([models, f"data.path={data}"], "data.compare=tokens"),
         "limit_zero": ([models, "limit=0"], "limit=0 must be an integer >= 1"),
         "out_exists": ([models, f"out={root}"], "out="),
+        "out_under_a_file": ([models, f"out={hybrid / 'model.yaml'}/sub"], "out="),
         "gpu_without_cuda": ([models, "accelerator=gpu"], "accelerator=gpu but no CUDA device"),
     }[case]
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        evaluate_main([*args, "efficiency.latency=false", *([] if case == "out_exists" else [f"out={out}"])])
+        evaluate_main([*args, "efficiency.latency=false", *([] if case.startswith("out_") else [f"out={out}"])])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("error:") == 1 and expected in err, err
     assert not out.exists()

@@ -109,7 +109,8 @@ def test_hf_tokenizer_travels_verbatim_natively_and_encodes_alike_in_transformer
     assert json.loads((hf / "config.json").read_text())["eos_token_id"] == ours.eod_id
 
 
-@pytest.mark.parametrize("case", ["out_exists", "hf_folder", "tokenizer_conflict", "vocab_too_small", "bad_format"])
+@pytest.mark.parametrize("case", ["out_exists", "hf_folder", "tokenizer_conflict", "vocab_too_small", "bad_format",
+                                  "truncated_weights"])
 def test_bad_input_is_one_error_line_naming_the_key(tmp_path, capsys, case):
     """Each bad input: exit 2, one `error:` line naming the key as typed, no output folder."""
     native, _ = make_export(tmp_path, "native")
@@ -122,7 +123,11 @@ def test_bad_input_is_one_error_line_naming_the_key(tmp_path, capsys, case):
         "vocab_too_small": ([f"ckpt={bare_export(tmp_path / 'small', SPEC.replace(vocab_size=200))[0]}",
                              f"out={out}"], "tokenizer=byte has 257 ids"),
         "bad_format": ([f"ckpt={native}", f"out={out}", "format=gguf"], "format='gguf' is not allowed"),
+        "truncated_weights": ([f"ckpt={native}", f"out={out}", "format=hf"], "model.safetensors cannot be read"),
     }[case]
+    if case == "truncated_weights":  # a copy cut short: the weights' header promises more bytes than there are
+        with (native / "model.safetensors").open("r+b") as fh:
+            fh.truncate(100)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         export_main(args)
@@ -149,5 +154,5 @@ def test_check_reads_no_weights_and_native_needs_no_tokenizer_argument(tmp_path)
     bare, _ = bare_export(tmp_path / "bare")
     source = check(ExportConfig(ckpt=str(bare), out=str(tmp_path / "x")))
     assert source.tokenizer.name == "byte" and source.spec == SPEC and source.tokenizer_file is None
-    with pytest.raises(ConfigError, match="tokenizer=hf needs tokenizer_path"):
+    with pytest.raises(ConfigError, match="^tokenizer_path is required with tokenizer=hf"):
         ExportConfig(ckpt=str(bare), out=str(tmp_path / "x"), tokenizer="hf")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cli_runs import composer, error_line, read_only
 from composer_automl.cli import main
 from composer_automl.spec import ModelSpec
 
@@ -79,3 +80,22 @@ def test_single_kind_patterns_get_their_cost_report(tmp_path, capsys, pattern, k
         assert info["kv_cache_bytes"] == 0 and info["kv_cache_reduction"] is None
     else:
         assert info["kv_cache_reduction"] < 1
+
+
+def test_an_out_that_cannot_be_written_is_one_line_before_any_work(tmp_path, capsys):
+    """out= under a file, out= an existing folder, out= in a read-only folder, and a read-only working directory
+    (where Hydra's run folder would go): one `error:` line each, nothing written."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for out, message in ((a_file / "x.yaml", f"out='{a_file / 'x.yaml'}': '{a_file}' is a file, not a folder"),
+                         (tmp_path, f"out='{tmp_path}' is a folder, not a file")):
+        with pytest.raises(SystemExit) as exc:
+            run_cli(["pattern=2A+4M", f"out={out}"], tmp_path)
+        assert exc.value.code == 2 and capsys.readouterr().err.strip().splitlines() == [f"error: {message}"]
+    locked = read_only(tmp_path / "locked")
+    done = composer("extrapolate", ["pattern=2A+4M", f"out={locked / 'x.yaml'}", "hydra.run.dir=h"], cwd=tmp_path,
+                    as_user=True)
+    assert error_line(done) == f"out='{locked / 'x.yaml'}': cannot write in '{locked}' (permission denied)"
+    done = composer("extrapolate", ["pattern=2A+4M", "hydra.run.dir=outputs/run"], cwd=locked, as_user=True)
+    assert error_line(done) == "hydra.run.dir='outputs/run': cannot write in '.' (permission denied)"
+    assert list(locked.iterdir()) == [] and not (tmp_path / "h").exists()

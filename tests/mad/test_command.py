@@ -37,7 +37,7 @@ def test_mad_cli_prints_table_score_and_writes_tensorboard(tmp_path):
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("overrides, line", [
-    (["pattern=AXM"], "error: pattern: unknown layer kind(s) ['X'] in pattern; allowed: ['A', 'M']"),
+    (["pattern=AXM"], "error: pattern='AXM': unknown layer kind(s) ['X'] in pattern; allowed: ['A', 'M']"),
     (["fidelity.train_on=everything"], "error: fidelity.train_on='everything' is not allowed; choose one of ['all', 'scored']"),
     (["fidelity.accelerator=cpu", "fidelity.precision=16-mixed"],
      "error: fidelity.precision='16-mixed' does not run on cpu; choose one of ['32-true', 'bf16-mixed', 'bf16-true'] (or auto)"),
