@@ -39,6 +39,11 @@ SAMPLER_TRIES = 50
 """Optimizer proposals tried before falling back to uniform sampling of valid, unseen configurations."""
 MAX_UNIFORM_DRAWS = 2000
 """Uniform draws tried for configurations not yet sampled at the budget before a repeat is allowed."""
+MAX_STALE_DRAWS = 200
+"""Consecutive uniform draws that find no new unseen configuration after which the search stops looking (a
+constrained space with a handful of valid patterns would otherwise spend every draw on each proposal)."""
+MAX_LISTED_PATTERNS = 4096
+"""Spaces up to this size list their valid configurations once, so an exhausted budget is known at once."""
 FALLBACK_CANDIDATES = 64
 """Unseen configurations the model ranks when its own proposals were all evaluated before."""
 
@@ -164,13 +169,21 @@ class SearchProposer:
                     return config, info
                 if info.get("model_based_pick"):
                     break  # the model's favourite was evaluated: rank the unseen ones (redraws would favour random)
+        listed = self._valid_configs()
+        if listed is not None and all(self._identity(c) in seen for c in listed):
+            return listed[0], {"model_based_pick": False, "fallback": "repeat: no unseen configuration left"}
         candidates: dict[tuple, dict[str, Any]] = {}
+        stale = 0
         for _ in range(MAX_UNIFORM_DRAWS):
             config = plain(dict(self.space.sample(1)[0]))
-            if self._identity(config) not in seen:
-                candidates.setdefault(self._identity(config), config)
+            identity = self._identity(config)
+            stale = 0 if identity not in seen and identity not in candidates else stale + 1
+            if identity not in seen:
+                candidates.setdefault(identity, config)
                 if len(candidates) == FALLBACK_CANDIDATES:
                     break
+            if stale == MAX_STALE_DRAWS:
+                break
         if not candidates:
             return config, {"model_based_pick": False, "fallback": "repeat: no unseen configuration left"}
         pool = list(candidates.values())
@@ -179,6 +192,14 @@ class SearchProposer:
             return pool[0], {"model_based_pick": False, "fallback": "uniform unseen configuration"}
         return pool[min(range(len(pool)), key=scores.__getitem__)], {"model_based_pick": True,
                                                                      "fallback": "best unseen under the model"}
+
+    def _valid_configs(self) -> list[dict[str, Any]] | None:
+        """Every configuration satisfying the constraints, for a space of at most :data:`MAX_LISTED_PATTERNS`
+        patterns that searches no width (None otherwise); listed once."""
+        if not hasattr(self, "_listed"):
+            small = not self.space.config.width and self.space.n_searched_patterns <= MAX_LISTED_PATTERNS
+            self._listed = [plain(dict(self.space.to_config(p))) for p in self.space.patterns()] if small else None
+        return self._listed
 
     def _identity(self, config: dict[str, Any]) -> tuple:
         """What makes two configurations the same trial: the pattern and the searched width."""

@@ -251,6 +251,18 @@ def test_constraints_no_pattern_meets_fail_before_the_search_starts(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.timeout(120)
+def test_a_space_with_one_valid_pattern_repeats_it_at_once_and_never_another(tmp_path):
+    """Only MMMMMM has no KV cache: once it was sampled at a budget, the next configurations there repeat it
+    (the valid set of a small space is listed, so no draw is spent looking for an unseen one)."""
+    settings = SearchSettings(n_workers=1, n_iterations=2, constraints=Constraints(kv_cache_ratio_max=0.0001))
+    start = time.monotonic()
+    run_search(settings, load_space("one-shot-6"), load_ladder("simulated-ladder"), tmp_path / "run")
+    records = read_trials(tmp_path / "run")
+    assert len(records) > 3 and {r.pattern for r in records} == {"MMMMMM"}
+    assert time.monotonic() - start < 60
+
+
 def test_a_pattern_that_cannot_be_costed_at_the_target_is_never_proposed():
     # 79 of one-shot-16's 65,534 patterns (11 A) miss the 1B baseline's size at every stacked depth: a sample
     # passes check_target_fit, so the space itself must refuse them rather than fail their trials
