@@ -21,6 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
+from composer_automl.config import ConfigError
 from composer_automl.rungs.surrogate import MODELS, cross_validate, seed_noise_std
 from composer_automl.rungs.tabular import load_table, table_path
 
@@ -32,7 +33,11 @@ def report(table: str, rungs: list[str] | None = None, models: tuple[str, ...] =
     path = table_path(table).resolve()
     out = {"table": table, "k": k, "rungs": {}}
     for rung in rungs or sorted(load_table(path)):
-        figures = {model: cross_validate(path, rung, model, k=k) for model in models}
+        try:
+            figures = {model: cross_validate(path, rung, model, k=k) for model in models}
+        except ConfigError as err:  # too few patterns measured at this rung (yet)
+            out.setdefault("skipped", {})[rung] = err.message
+            continue
         n_patterns = next(iter(figures.values()))["n_patterns"]
         out["rungs"][rung] = {"seed_noise_std": seed_noise_std(path, rung), "n_patterns": n_patterns,
                               "models": figures}
@@ -40,6 +45,8 @@ def report(table: str, rungs: list[str] | None = None, models: tuple[str, ...] =
 
 
 def print_report(result: dict, name: str) -> None:
+    for rung, why in result.get("skipped", {}).items():
+        print(f"skipped[{name}/{rung}]: {why}")
     for rung, entry in result["rungs"].items():
         print(f"n_patterns[{name}/{rung}]: {entry['n_patterns']}")
         print(f"seed_noise_std[{name}/{rung}]: {entry['seed_noise_std']:.4f}")

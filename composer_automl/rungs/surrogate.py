@@ -117,6 +117,9 @@ def cross_validate(table: Path, rung: str, model: str, k: int = 5, seed: int = 0
     from scipy import stats
 
     means = seed_mean_losses(table, rung)
+    if len(means) < 2 * k:
+        raise ConfigError(f"rung {rung!r} of {table} has {len(means)} patterns; {k}-fold cross-validation needs "
+                          f"at least {2 * k}")
     patterns = np.array(sorted(means))
     y = np.array([means[p] for p in patterns])
     x = np.stack([features(p) for p in patterns])
