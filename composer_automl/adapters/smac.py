@@ -51,16 +51,26 @@ class SmacMultiFidelity:
         """(config id, budget) → SMAC's TrialInfo of every run asked and not yet told."""
         self.n_asked = 0
         self.seen: set[int] = set()
+        self.exhausted = False
+        """SMAC found no configuration left to propose (a small space): the search ends early."""
 
     def _budget(self, budget: float) -> float:
         """SMAC's budget as the ladder's (its arithmetic may differ in the last bits)."""
         return min(self.budgets, key=lambda b: abs(b - float(budget)))
 
     def ask(self) -> tuple[JobId, dict[str, Any], float] | None:
-        if self.n_asked >= self.n_trials:
+        from smac.main.exceptions import ConfigurationSpaceExhaustedException
+
+        if self.n_asked >= self.n_trials or self.exhausted:
             return None
         for _ in range(MAX_REJECTED):
-            info = self.smac.ask()
+            try:
+                info = self.smac.ask()
+            except ConfigurationSpaceExhaustedException:
+                self.exhausted = True
+                print(f"SMAC has no configuration left to propose; the search ends after {self.n_asked} of "
+                      f"{self.n_trials} planned trials", flush=True)
+                return None
             config = dict(info.config)
             if self.accepts(config):
                 break
@@ -96,7 +106,7 @@ class SmacMultiFidelity:
 
     @property
     def finished(self) -> bool:
-        return self.n_asked >= self.n_trials and not self.asked
+        return (self.n_asked >= self.n_trials or self.exhausted) and not self.asked
 
 
 def _never_called(config: Any, seed: int = 0, budget: float = 0.0) -> float:

@@ -64,3 +64,22 @@ def test_smac_resumes_from_its_logs_in_event_order(make_table, tmp_path):
     run_search(settings, space, ladder, cut, resume=True)
     resumed = read_trials(cut)
     assert [(r.trial_id, r.pattern, r.budget) for r in resumed] == [(r.trial_id, r.pattern, r.budget) for r in whole]
+
+
+@pytest.mark.timeout(180)
+def test_a_space_smac_has_exhausted_ends_the_search_early_without_a_traceback(make_table, tmp_path, capsys):
+    """On 8 three-layer patterns SMAC runs out of new configurations long before 60 iterations' trials: the
+    search says so in one line and ends with every trial it ran recorded, none twice at a budget."""
+    from composer_automl.spaces import space_from_mapping
+
+    space = space_from_mapping({"strategy": "one-shot", "n_layers": 3})
+    run_dir = make_table([str(p) for p in space.patterns()], {"cheap": 10.0, "ref": 30.0}, seeds=1)
+    rungs = [{"budget": b, "rung": name, "rung_config": {"kind": "tabular", "table": str(run_dir), "rung": name}}
+             for b, name in ((1.0, "cheap"), (3.0, "ref"))]
+    ladder = ladder_from_mapping("tab", {"kind": "ladder", "eta": 3, "rungs": rungs})
+    settings = SearchSettings(optimizer="smac", n_workers=1, n_iterations=60, seed=0, ping_interval_s=1)
+    summary = run_search(settings, space, ladder, tmp_path / "run")
+    records = read_trials(tmp_path / "run")
+    assert "SMAC has no configuration left to propose" in capsys.readouterr().out
+    assert 0 < len(records) < planned_trials("smac", ladder, 60) and summary["n_trials"] == len(records)
+    assert all(r.ok for r in records)
