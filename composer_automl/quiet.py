@@ -22,6 +22,7 @@ HARMLESS_WARNINGS = (
 
 THIRD_PARTY_DEPRECATIONS: tuple[tuple[type[Warning], str, str], ...] = (
     (FutureWarning, r".*isinstance\(treespec, LeafSpec\)` is deprecated.*", ""),  # torch, raised by Lightning
+    (FutureWarning, r"After 0\.17 or January 2028.*numpy\.random\.Generator.*", ""),  # statsmodels' KDE (BOHB's model)
     (DeprecationWarning, "", r"megatron(\..*)?"),  # megatron-core's own deprecations, raised inside it
     (FutureWarning, "", r"megatron(\..*)?"),
     (DeprecationWarning, "", r"(lightning|lightning_fabric|pytorch_lightning)(\..*)?"),
