@@ -33,3 +33,13 @@ def read_only(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o555)
     return folder
+
+
+MALFORMED_SPEC_FILES = {
+    "a YAML list": ("- a\n- b\n", "{f}: expected a model spec mapping, got a YAML list"),
+    "model: 5": ("model: 5\n", "a model spec is a mapping of ['pattern', 'd_model', 'n_heads', 'n_kv_heads', "
+                 "'ffn_hidden', 'vocab_size', 'max_seq_len', 'tie_embeddings', 'rope_theta', 'norm_eps'], got int 5"),
+    "a syntax error": ("model: {pattern: [\n", "{f}: not valid YAML (line 2, column 1): expected the node content, "
+                       "but found '<stream end>'"),
+}
+"""Spec files ``train model=`` and ``generate spec=`` must refuse: name → (file text, the error's problem part)."""

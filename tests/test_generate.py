@@ -17,6 +17,7 @@ from composer_automl.data.tokenizers import ByteTokenizer
 from composer_automl.generate.command import GenerateConfig, generate, load_model, load_tokenizer, main
 from composer_automl.model import HybridLM
 from composer_automl.spec import ModelSpec
+from cli_runs import MALFORMED_SPEC_FILES
 from exports import make_bpe_tokenizer, make_export
 from test_readme import readme_commands
 
@@ -108,18 +109,9 @@ def test_the_usage_example_runs_from_a_shell_as_written(tmp_path, source):
     assert done.stdout.startswith("def main(")
 
 
-SPEC_FILES = {
-    "a YAML list": ("- a\n- b\n", "{f}: expected a model spec mapping, got a YAML list"),
-    "model: 5": ("model: 5\n", "a model spec is a mapping of ['pattern', 'd_model', 'n_heads', 'n_kv_heads', "
-                 "'ffn_hidden', 'vocab_size', 'max_seq_len', 'tie_embeddings', 'rope_theta', 'norm_eps'], got int 5"),
-    "a syntax error": ("model: {pattern: [\n", "{f}: not valid YAML (line 2, column 1): expected the node content, "
-                       "but found '<stream end>'"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(SPEC_FILES))
+@pytest.mark.parametrize("case", sorted(MALFORMED_SPEC_FILES))
 def test_a_malformed_spec_file_is_one_error_naming_spec(tmp_path, capsys, case):
-    text, problem = SPEC_FILES[case]
+    text, problem = MALFORMED_SPEC_FILES[case]
     spec = tmp_path / "spec.yaml"
     spec.write_text(text)
     with pytest.raises(SystemExit) as exit_info:

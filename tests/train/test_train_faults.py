@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runs import composer, error_line, read_only
+from cli_runs import MALFORMED_SPEC_FILES, composer, error_line, read_only
 from composer_automl.export.command import main as export_main
 from composer_automl.train import command as train_command
 from composer_automl.train.command import main as train_main
@@ -116,18 +116,9 @@ def test_output_folders_that_cannot_be_written_are_refused_before_any_work(train
     assert list(locked.iterdir()) == []
 
 
-SPEC_FILES = {
-    "a YAML list": ("- a\n- b\n", "{f}: expected a model spec mapping, got a YAML list"),
-    "model: 5": ("model: 5\n", "a model spec is a mapping of ['pattern', 'd_model', 'n_heads', 'n_kv_heads', "
-                 "'ffn_hidden', 'vocab_size', 'max_seq_len', 'tie_embeddings', 'rope_theta', 'norm_eps'], got int 5"),
-    "a syntax error": ("model: {pattern: [\n", "{f}: not valid YAML (line 2, column 1): expected the node content, "
-                       "but found '<stream end>'"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(SPEC_FILES))
+@pytest.mark.parametrize("case", sorted(MALFORMED_SPEC_FILES))
 def test_a_malformed_spec_file_is_one_error_naming_model(tmp_path, capsys, case):
-    text, problem = SPEC_FILES[case]
+    text, problem = MALFORMED_SPEC_FILES[case]
     spec = tmp_path / "spec.yaml"
     spec.write_text(text)
     data = make_dataset(tmp_path / "data", n_docs=4)
