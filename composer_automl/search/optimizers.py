@@ -132,7 +132,7 @@ class SearchProposer:
         self.configs: dict[JobId, dict[str, Any]] = {}
         self.picks: dict[JobId, bool] = {}
         self.sampled: dict[float, set[tuple]] = {}
-        """Budget → identities of the configurations sampled there (never proposed again at that budget)."""
+        """Budget → identities of the configurations sampled or promoted there (never sampled again at that budget)."""
         self.objectives: dict[JobId, float | None] = {}
         self.pending: list[tuple[JobId, dict[str, Any], float]] = []
         """Asks replayed from the log whose trial never finished: they run first."""
@@ -151,7 +151,7 @@ class SearchProposer:
                             config_id, config, logged)
             config = dict(logged)
         self.picks[config_id] = bool(info.get("model_based_pick", False))  # hyperband/random say nothing
-        self.sampled.setdefault(float(budget), set()).add(self._identity(config))
+        self._mark_run(config, budget)
         self._drawn.add(config_id)
         return config, plain(info)
 
@@ -201,6 +201,10 @@ class SearchProposer:
             self._listed = [plain(dict(self.space.to_config(p))) for p in self.space.patterns()] if small else None
         return self._listed
 
+    def _mark_run(self, config: dict[str, Any], budget: float) -> None:
+        """A configuration runs at ``budget`` (sampled there or promoted to it): never sample it anew there."""
+        self.sampled.setdefault(float(budget), set()).add(self._identity(config))
+
     def _identity(self, config: dict[str, Any]) -> tuple:
         """What makes two configurations the same trial: the pattern and the searched width."""
         return (str(self.space.to_pattern(config)), *sorted(vars(self.space.width(config)).items()))
@@ -218,6 +222,7 @@ class SearchProposer:
                 run = self.optimizer.ask()
                 if run is not None:
                     run = (tuple(run[0]), plain(dict(run[1])), float(run[2]))
+                    self._mark_run(run[1], run[2])
                     self.configs[run[0]] = run[1]
                     self._drawn.discard(run[0])
                     asked[trial_id(run[0], run[2])] = run
@@ -243,6 +248,7 @@ class SearchProposer:
                 if run is None:
                     return None
                 config_id, config, budget = tuple(run[0]), plain(dict(run[1])), float(run[2])
+                self._mark_run(config, budget)
                 self._log_ask(config_id, config, budget)
             done = self.history.trials.get(trial_id(config_id, budget))
             if done is None:

@@ -84,3 +84,5 @@ def test_the_default_search_replayed_on_hybridbench6_gets_model_based_picks(tmp_
     assert len(records) == 30 and all(r.ok for r in records)
     assert summary["sampling"]["model_based_configs"] >= 1, summary["sampling"]
     assert sum(bool(r.model_based_pick) for r in records) == summary["sampling"]["model_based_trials"]
+    # a configuration promoted to budget 3 is never sampled anew there (it was, three times, before the fix)
+    assert max(Counter((r.pattern, r.budget) for r in records).values()) == 1
