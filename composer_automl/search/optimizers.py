@@ -132,7 +132,8 @@ class SearchProposer:
         self.configs: dict[JobId, dict[str, Any]] = {}
         self.picks: dict[JobId, bool] = {}
         self.sampled: dict[float, set[tuple]] = {}
-        """Budget → identities of the configurations sampled or promoted there (never sampled again at that budget)."""
+        """Budget → identities of the configurations sampled or promoted there (never sampled anew at that budget or
+        a lower one)."""
         self.objectives: dict[JobId, float | None] = {}
         self.pending: list[tuple[JobId, dict[str, Any], float]] = []
         """Asks replayed from the log whose trial never finished: they run first."""
@@ -156,11 +157,12 @@ class SearchProposer:
         return config, plain(info)
 
     def _draw_new(self, budget: float, draw: Draw) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The optimizer's proposal, redrawn until it satisfies the constraints and was not sampled at this budget
-        before. A model that keeps proposing what was already evaluated (it has converged on a small space) picks
+        """The optimizer's proposal, redrawn until it satisfies the constraints and has not run at this budget or a
+        higher one. A model that keeps proposing what was already evaluated (it has converged on a small space) picks
         instead the best of :data:`FALLBACK_CANDIDATES` valid, unseen configurations by its own acquisition
         (without a model: the first of them); when the space has none left, a repeat."""
-        seen = self.sampled.get(float(budget), set())
+        # run at this budget or above: a new sample here could only repeat that run (or, promoted, re-run it)
+        seen = set().union(*(ids for b, ids in self.sampled.items() if b >= float(budget)))
         for _ in range(SAMPLER_TRIES):
             config, info = draw(budget)
             config = plain(dict(config))
