@@ -20,6 +20,7 @@ bookkeeping:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 import traceback
@@ -171,7 +172,7 @@ class SearchProposer:
                     return config, info
                 if info.get("model_based_pick"):
                     break  # the model's favourite was evaluated: rank the unseen ones (redraws would favour random)
-        listed = self._valid_configs()
+        listed = self._valid_configs
         if listed is not None and all(self._identity(c) in seen for c in listed):
             return listed[0], {"model_based_pick": False, "fallback": "repeat: no unseen configuration left"}
         candidates: dict[tuple, dict[str, Any]] = {}
@@ -195,13 +196,13 @@ class SearchProposer:
         return pool[min(range(len(pool)), key=scores.__getitem__)], {"model_based_pick": True,
                                                                      "fallback": "best unseen under the model"}
 
+    @functools.cached_property
     def _valid_configs(self) -> list[dict[str, Any]] | None:
         """Every configuration satisfying the constraints, for a space of at most :data:`MAX_LISTED_PATTERNS`
-        patterns that searches no width (None otherwise); listed once."""
-        if not hasattr(self, "_listed"):
-            small = not self.space.config.width and self.space.n_searched_patterns <= MAX_LISTED_PATTERNS
-            self._listed = [plain(dict(self.space.to_config(p))) for p in self.space.patterns()] if small else None
-        return self._listed
+        patterns that searches no width (None otherwise); listed on first use."""
+        if self.space.config.width or self.space.n_searched_patterns > MAX_LISTED_PATTERNS:
+            return None
+        return [plain(dict(self.space.to_config(p))) for p in self.space.patterns()]
 
     def _mark_run(self, config: dict[str, Any], budget: float) -> None:
         """A configuration runs at ``budget`` (sampled there or promoted to it): never sample it anew there."""
