@@ -6,10 +6,10 @@
 The same random search (seed 0, ``--trials`` trials, one budget) runs twice through ``run_search``
 with its real worker processes: first with one local worker per visible GPU
 (``workers_per_gpu=1``), then with K workers sharing each GPU (``workers_per_gpu=K``; each
-worker sees only its GPU and may allocate 1/K of its memory). The rung is ``pretrain-tiny``
-(the embedded standard-library corpus, byte tokens, search width) trained on the GPU in
-``--precision`` with ``--train-tokens`` tokens: a trial at search width uses a fraction of a GPU,
-which is what packing recovers. Prints ``name: value`` lines:
+worker sees only its GPU and may allocate 1/K of its memory). The rung is the GPU ladder's bottom rung
+``gpu-narrow`` (the embedded standard-library corpus, byte tokens, half the search width, 32 x 512 tokens per
+step, layers compiled once per worker) in ``--precision`` with ``--train-tokens`` tokens: a trial at search width
+uses a fraction of a GPU, which is what packing recovers. Prints ``name: value`` lines:
 
 - ``packed_search_wall_s[wpg=K]``: wall time of the whole ``run_search`` call (worker start-up,
   every trial, shutdown);
@@ -38,12 +38,14 @@ from pathlib import Path
 
 
 def rung_ladder(accelerator: str, precision: str, train_tokens: int, valid_tokens: int):
-    """A one-rung ladder: ``pretrain-tiny`` on the given device, precision and token counts."""
+    """A one-rung ladder: ``gpu-narrow`` on the given device, precision and token counts (on CPU: eager, short
+    windows, a check of the path)."""
     from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
 
-    base = load_ladder("pretrain-tiny").mapping
+    base = load_ladder("gpu-narrow").mapping
+    cpu = {"compile": False, "seq_len": 128, "batch_size": 8} if accelerator == "cpu" else {}
     rung = {**base["rungs"][0]["rung_config"], "accelerator": accelerator, "precision": precision,
-            "train_tokens": train_tokens, "valid_tokens": valid_tokens}
+            "train_tokens": train_tokens, "valid_tokens": valid_tokens, **cpu}
     return ladder_from_mapping("bench-packed", {**base, "rungs": [{**base["rungs"][0], "rung_config": rung}]})
 
 
@@ -69,7 +71,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=12, help="trials of each search")
     parser.add_argument("--accelerator", choices=("gpu", "cpu"), default="gpu")
     parser.add_argument("--precision", default=None, help="rung precision (default bf16-mixed on GPU, 32-true on CPU)")
-    parser.add_argument("--train-tokens", type=int, default=327680, help="training tokens per trial (pretrain-tiny's)")
+    parser.add_argument("--train-tokens", type=int, default=2_097_152, help="training tokens per trial (128 steps)")
     parser.add_argument("--smoke", action="store_true", help="a tiny rung and 2 trials: check the path, not a figure")
     args = parser.parse_args()
     if args.workers_per_gpu < 2:
@@ -86,14 +88,14 @@ def main() -> int:
 
     install_cli_warning_filters()
     precision = args.precision or ("bf16-mixed" if args.accelerator == "gpu" else "32-true")
-    train_tokens, valid_tokens, trials = args.train_tokens, 8192, args.trials
+    train_tokens, valid_tokens, trials = args.train_tokens, 32 * 512, args.trials
     if args.smoke:
         train_tokens, valid_tokens, trials = 8 * 128 * 4, 2048, 2
     n_gpus = len(visible_gpus()) if args.accelerator == "gpu" else 1
     k = args.workers_per_gpu
     ladder = rung_ladder(args.accelerator, precision, train_tokens, valid_tokens)
     where = f"{n_gpus} GPU(s)" if args.accelerator == "gpu" else "CPU"
-    print(f"# {where}, pretrain-tiny rung in {precision}, {train_tokens} training tokens per trial, "
+    print(f"# {where}, gpu-narrow rung in {precision}, {train_tokens} training tokens per trial, "
           f"{trials} trials per search (random, seed 0)", flush=True)
     per_min = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,17 +4,19 @@
 #   bash benchmarks/gpu_check.sh --out DIR                        # on the GPU machine, from the project root
 #   bash benchmarks/gpu_check.sh --out DIR --accelerator cpu --smoke   # the same steps on CPU (tested)
 #
-# Steps, each under its own `timeout` and all under one deadline (--budget-s, default 460 s,
+# Steps, each under its own `timeout` and all under one deadline (--budget-s, default 470 s,
 # wheel install included), so the whole check never runs past it:
-#   train_1B     (170 s) bench_train_gpu.py --sizes 1B: baseline vs 2A+4M hybrid, tokens/s and MFU per kernel
+#   train_1B     (140 s) bench_train_gpu.py --sizes 1B: baseline vs 2A+4M hybrid, tokens/s and MFU per kernel
 #                choice (a7bc85e's defaults, today's, compiled layers, compiled + selective
 #                checkpointing at micro-batch 16, te where it imports), ratios to the first choice;
 #                each choice's pair is printed when done, so a timeout keeps whole pairs
-#   decode       (80 s) bench_inference.py on CUDA: ms/token of eager, cuda-graph and compile decode, 1B
+#   decode       (60 s) bench_inference.py on CUDA: ms/token of eager, cuda-graph and compile decode, 1B
 #                hybrid and baseline at T=512 and 8192, ratios to eager, greedy agreement
-#   packed       (90 s) bench_packed_search.py: a random search on the pretrain-tiny rung in bf16, one worker
-#                per GPU vs search.workers_per_gpu=4: trials per minute and their ratio, trial seconds
-#   gpu_tests    (90 s) pytest -m gpu (model, kernels, TP, MAD, pretrain rung, decode, packed workers, ...)
+#   gpu_tests    (120 s) pytest -m gpu (model, kernels, TP, MAD, pretrain rung, GPU ladder, decode, packed ...)
+#   packed       (70 s) bench_packed_search.py: a random search on the GPU ladder's gpu-narrow rung in bf16, one
+#                worker per GPU vs search.workers_per_gpu=4: trials per minute and their ratio, trial seconds
+#   trial        (120 s) bench_trial_overhead.py: a worker's first vs later trials (eager, layers compiled once,
+#                whole model compiled per trial) and rung_cost_s of gpu-narrow / gpu-search (their cost_s)
 #   train_350M   (60 s) bench_train_gpu.py --sizes 350M (what time is left)
 # On CPU each timeout is 4 times longer (still under the deadline) and the gpu tests are only collected.
 # Every step's output goes to DIR/<step>.log; its `name: value` lines to DIR/figures.txt, with
@@ -22,7 +24,7 @@
 # With .whl/device_env.sh present (../shared/gpu/README.md: a machine without network) the
 # wheels are installed first and PYTHONPATH points at them.
 set -u
-out="" accelerator=gpu smoke=0 budget_s=460
+out="" accelerator=gpu smoke=0 budget_s=470
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
@@ -85,20 +87,23 @@ if [ "$smoke" = 1 ]; then
   train_args=(--accelerator "$accelerator" --smoke --seq-len 32 --micro-batch 4 --steps 2)
   decode_args=(--quick --devices "$([ "$accelerator" = gpu ] && echo cuda || echo cpu)" --decode 2)
   packed_args=(--accelerator "$accelerator" --smoke --workers-per-gpu 2)
+  trial_args=(--accelerator "$accelerator" --smoke --modes eager)
 else
   train_args=(--accelerator "$accelerator" --steps 8)
   decode_args=(--devices cuda --target 1B --cuda-contexts 512,8192 --reps 2)
   packed_args=(--accelerator "$accelerator" --workers-per-gpu 4 --trials 8)
+  trial_args=(--accelerator "$accelerator" --trials 2 --rung-costs)
 fi
 
-step train_1B 170 "$py" -u benchmarks/bench_train_gpu.py --sizes 1B "${train_args[@]}"
-step decode 80 "$py" -u benchmarks/bench_inference.py "${decode_args[@]}"
-step packed 90 "$py" -u benchmarks/bench_packed_search.py "${packed_args[@]}"
+step train_1B 140 "$py" -u benchmarks/bench_train_gpu.py --sizes 1B "${train_args[@]}"
+step decode 60 "$py" -u benchmarks/bench_inference.py "${decode_args[@]}"
 if [ "$accelerator" = gpu ]; then
-  step gpu_tests 90 "$py" -m pytest -q -m gpu tests
+  step gpu_tests 120 "$py" -m pytest -q -m gpu tests
 else  # no GPU: the gpu tests are only collected (a check that they import)
   step gpu_tests 80 "$py" -m pytest -q -m gpu --collect-only tests
 fi
+step packed 70 "$py" -u benchmarks/bench_packed_search.py "${packed_args[@]}"
+step trial 120 "$py" -u benchmarks/bench_trial_overhead.py "${trial_args[@]}"
 [ "$smoke" = 1 ] || step train_350M 60 "$py" -u benchmarks/bench_train_gpu.py --sizes 350M "${train_args[@]}"
 echo "gpu_check_total_s: $(( SECONDS - start ))" | tee -a "$figures"
 echo "logs and figures: $out" >&2

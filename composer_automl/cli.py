@@ -189,7 +189,8 @@ def _override_error(config_name: str, accepted: list[str], override: str, err: E
     parent = OmegaConf.select(base, parent_path) if parent_path else base
     if isinstance(parent, DictConfig) and leaf not in parent and "Could not override" in str(err):
         level = f"under {parent_path!r}" if parent_path else "at the top level"
-        return f"unknown config key {key!r} for {where}; keys {level}: {sorted(parent.keys())}"
+        new = f"; a fidelity file has no schema, so add a key with +{override.lstrip('+')}" if parts[0] == "fidelity" else ""
+        return f"unknown config key {key!r} for {where}; keys {level}: {sorted(parent.keys())}{new}"
     message = str(err).split("Config search path:")[0]
     if err.__cause__ is not None and str(err.__cause__).strip():  # Hydra's "Error merging override": why it failed
         message += ": " + str(err.__cause__).strip().splitlines()[0]

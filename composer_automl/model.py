@@ -207,6 +207,13 @@ class HybridLM(nn.Module):
         self.reset_parameters()
         self._static_decoder: tuple[tuple, StaticDecoder] | None = None  # (key, decoder) of the last static decode
 
+    def compile_layers(self, backend: str = "inductor") -> None:
+        """``torch.compile`` each residual layer in place. Layers of one kind and width share one compiled graph, in
+        this model and in every later model of the same width the process builds: a search worker compiles once,
+        not once per trial (a whole-model compile would recompile for every pattern)."""
+        for layer in self.layers:
+            layer.compile(backend=backend)
+
     def reset_rope(self) -> None:
         """(Re)compute the RoPE tables: buffers outside the state dict, on the embedding's device."""
         cos, sin = rope_tables(self.spec.d_model // self.spec.n_heads, self.spec.max_seq_len, self.spec.rope_theta)

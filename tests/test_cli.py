@@ -81,7 +81,7 @@ def test_every_subcommand_composes_its_shipped_config(capsys, argv):
     [
         (["search", "bogus=1"], "unknown config key 'bogus' for composer-automl search; keys at the top level: ['fidelity', 'resume', 'search', 'search_space']"),
         (["search", "search.n_worker=2"], "unknown config key 'search.n_worker' for composer-automl search; keys under 'search': ["),
-        (["mad", "fidelity=mad-nope"], "'fidelity=mad-nope' for composer-automl mad: In 'mad': Could not find 'fidelity/mad-nope' Available options in 'fidelity': default hybridbench16 hybridbench6 mad-full"),
+        (["mad", "fidelity=mad-nope"], "'fidelity=mad-nope' for composer-automl mad: In 'mad': Could not find 'fidelity/mad-nope' Available options in 'fidelity': default gpu gpu-narrow gpu-ref gpu-search hybridbench16 hybridbench6 mad-full"),
         (["extrapolate", "pattern=AM", "targt=1B"], "unknown config key 'targt' for composer-automl extrapolate"),
         (["train", "search_space=one-shot-6"], "unknown config key 'search_space' for composer-automl train"),
         (["search", "search.optimizer"], "cannot parse override 'search.optimizer'"),

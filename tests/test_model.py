@@ -212,3 +212,31 @@ def test_tiny_preset_fits_the_default_byte_tokenizer():
     from composer_automl.data.tokenizers import ByteTokenizer
 
     assert get_preset("tiny").vocab_size >= ByteTokenizer.vocab_size == 257
+
+
+def test_compiled_layers_share_one_graph_per_kind_across_models_of_one_width():
+    """compile_layers: every A layer runs one compiled graph and every M layer another, and a second model of
+    another pattern (a search worker's next trial) compiles nothing new; outputs and gradients are the eager
+    model's (aot_eager: dynamo's graphs without Inductor's codegen, which the slow pretrain test covers)."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    graphs = []
+    for pattern in ("AMAM", "MMAAM"):
+        spec = ModelSpec(pattern=Pattern.parse(pattern), d_model=32, n_heads=2, n_kv_heads=1, ffn_hidden=64,
+                         vocab_size=64, max_seq_len=16)
+        torch.manual_seed(0)
+        eager, compiled = HybridLM(spec), HybridLM(spec)
+        compiled.load_state_dict(eager.state_dict())
+        compiled.compile_layers(backend="aot_eager")
+        idx = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(1))
+        out_eager, out_compiled = eager(idx), compiled(idx)
+        torch.testing.assert_close(out_compiled, out_eager)
+        out_eager.square().mean().backward()
+        out_compiled.square().mean().backward()
+        for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
+            torch.testing.assert_close(q.grad, p.grad, msg=name)
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs == [2, 2]
+    assert [name for name, _ in HybridLM(spec).named_parameters()] == [name for name, _ in compiled.named_parameters()]

@@ -322,6 +322,8 @@ def run_calibration(settings: CalibrateSettings, plan: CalibrationPlan, run_dir:
     elif not settings.report_only:
         check_writable(run_dir, "resume")
     if not settings.report_only:
+        if settings.n_workers:
+            plan.ladder.check_devices()  # what local workers will train on exists here
         plan.ladder.prepare_inputs()  # input errors before a new run directory exists
     with RunLock(run_dir):
         run_id = (previous or {}).get("run_id") or settings.run_id or uuid.uuid4().hex[:8]

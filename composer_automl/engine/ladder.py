@@ -12,12 +12,17 @@ configurations of a stage, and its KDE model is fitted per budget), so rungs may
 return losses on different scales: 1 − MAD score at budget 1 is never compared with
 a validation loss at budget 9.
 
+A ladder's own ``overrides`` replace fields in every rung whose kind has them (a corpus and
+tokenizer under ``data``, ``accelerator``, ``precision``): ``fidelity.overrides.data.source=…``
+points a whole ladder at the user's corpus without copying its rung files.
+
 A plain rung file (any rung ``kind``) also works as a ladder of one rung at budget 1:
 a single-fidelity search.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -25,11 +30,11 @@ from typing import Any, Mapping
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from composer_automl.config import ConfigError, load_yaml, to_dataclass
+from composer_automl.config import ConfigError, join_key, load_yaml, to_dataclass
 from composer_automl.paths import find_option, group_options
 from composer_automl.rungs.base import Rung
 from composer_automl.rungs.registry import (RUNG_KINDS, file_where, read_rung_file, resolve_mapping,
-                                            rung_from_mapping, rung_name)
+                                            rung_from_mapping, rung_kind, rung_name)
 
 COST_TOLERANCE = 2.0
 """Adjacent rungs whose cost ratio is off ``eta`` by more than this factor get a warning."""
@@ -59,6 +64,9 @@ class LadderConfig:
 
     eta: float = 3.0
     """Successive-halving rate: 1/eta of the configurations advance to the next budget."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Fields replaced in every rung whose kind has them, before each step's own ``overrides``; a mapping
+    (``data``) merges key by key into the rung's own."""
     rungs: list[RungEntry] = field(default_factory=list)
     """Rungs from cheapest to most faithful."""
 
@@ -87,6 +95,9 @@ class Ladder:
     rungs: tuple[Rung, ...]
     mapping: dict[str, Any] = field(compare=False, default_factory=dict)
     """The resolved ladder as plain data (every rung inlined): what workers receive."""
+    origins: tuple[dict[str, str], ...] = field(compare=False, default=())
+    """Per rung: top-level field → where the user set it when not in the rung file (``fidelity.overrides``),
+    so that errors found later (a corpus that does not exist) name the key as typed."""
 
     @property
     def min_budget(self) -> float:
@@ -114,10 +125,29 @@ class Ladder:
     def prepare_inputs(self) -> None:
         """Run every rung's one-off preparation once, here in the master, before any worker starts:
         input errors surface before any work, and each trial then finds the inputs cached in O(1)."""
-        for rung in self.rungs:
-            line = rung.prepare_inputs()
+        for i, rung in enumerate(self.rungs):
+            try:
+                line = rung.prepare_inputs()
+            except ConfigError as err:
+                origin = self.origins[i].get((err.key or "").split(".")[0]) if self.origins else None
+                raise (err.at(origin) if origin else err) from None
             if line:
                 print(f"rung {rung.name}: {line}", flush=True)
+
+    def check_devices(self) -> None:
+        """Every rung's device and precision can run on this machine (before local workers start): ``accelerator:
+        gpu`` without a visible CUDA device is one error naming where it was set, not a run of failed trials."""
+        from composer_automl import devices
+
+        for i, rung in enumerate(self.rungs):
+            config = rung.config
+            if not hasattr(config, "accelerator"):
+                continue
+            try:
+                devices.resolve(config.accelerator, config.precision, getattr(config, "devices", 1))
+            except ConfigError as err:
+                origin = self.origins[i].get(err.key or "") if self.origins else None
+                raise err.at(origin or f"fidelity rung {rung.name}:") from None
 
     def cost_warnings(self, tolerance: float = COST_TOLERANCE) -> list[str]:
         """Adjacent rungs whose stated costs (``cost_s``) are not about ``eta`` apart.
@@ -154,24 +184,45 @@ def _entry_name(entry: RungEntry) -> str:
     return name + "[" + ",".join(f"{k}={v}" for k, v in sorted(entry.overrides.items())) + "]"
 
 
-def _entry_rung(entry: RungEntry, index: int, inlined: dict[str, Any] | None, where: str) -> tuple[Rung, dict]:
-    """The rung of a ladder step and its resolved mapping. Errors name the key where the user wrote it: in the
-    step's ``overrides`` (``fidelity.rungs.0.overrides.lr``) or in the rung file (``…/pretrain-tiny.yaml: lr``)."""
+def kind_fields(mapping: dict[str, Any]) -> set[str]:
+    """The fields a rung mapping's kind accepts (none for an unknown kind: validation reports it)."""
+    kind = mapping.get("kind")
+    return {f.name for f in dataclasses.fields(rung_kind(kind).config)} if kind in RUNG_KINDS else set()
+
+
+def with_shared(mapping: dict[str, Any], shared: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """``mapping`` with the ladder's ``overrides`` that its kind has (a mapping value merged key by key into the
+    rung's own) → (the new mapping, the fields replaced)."""
+    applied = {k: v for k, v in shared.items() if k in kind_fields(mapping)}
+    merged = {k: {**mapping[k], **v} if isinstance(v, dict) and isinstance(mapping.get(k), dict) else v
+              for k, v in applied.items()}
+    return {**mapping, **merged}, set(applied)
+
+
+def _entry_rung(entry: RungEntry, index: int, inlined: dict[str, Any] | None, where: str,
+                shared: dict[str, Any]) -> tuple[Rung, dict, dict[str, str]]:
+    """The rung of a ladder step, its resolved mapping and where its overridden fields were set. Errors name the
+    key where the user wrote it: in the step's ``overrides`` (``fidelity.rungs.0.overrides.lr``), in the ladder's
+    (``fidelity.overrides.data.source``) or in the rung file (``…/pretrain-tiny.yaml: lr``)."""
     step = f"{where}.rungs.{index}" if where else f"rungs.{index}"
     if inlined is not None:  # a resolved ladder (a worker's, a saved run's): one mapping, no file
         mapping = resolve_mapping(dict(inlined))
-        return rung_from_mapping(_entry_name(entry), mapping, f"{step}.rung_config"), mapping
+        return rung_from_mapping(_entry_name(entry), mapping, f"{step}.rung_config"), mapping, {}
+    origins: dict[str, str] = {}
     try:
-        mapping = resolve_mapping({**read_rung_file(entry.rung), **entry.overrides})
+        file = read_rung_file(entry.rung)
+        merged, from_ladder = with_shared(file, shared)
+        origins = {**{k: join_key(where, "overrides") for k in from_ladder},
+                   **{k: f"{step}.overrides" for k in entry.overrides}}
+        mapping = resolve_mapping({**merged, **entry.overrides})
         rung = rung_from_mapping(_entry_name(entry), mapping)
     except ConfigError as err:
         if err.located:
             raise
         if not err.key:  # about the step's rung as a whole (no such rung file)
             raise err.at(f"{step}.rung") from None
-        in_overrides = err.key.split(".")[0] in entry.overrides
-        raise err.at(f"{step}.overrides" if in_overrides else file_where(entry.rung)) from None
-    return rung, mapping
+        raise err.at(origins.get(err.key.split(".")[0], file_where(entry.rung))) from None
+    return rung, mapping, origins
 
 
 def ladder_from_mapping(name: str, node: Mapping[str, Any] | DictConfig, where: str = "fidelity") -> Ladder:
@@ -195,16 +246,23 @@ def ladder_from_mapping(name: str, node: Mapping[str, Any] | DictConfig, where: 
     data["rungs"] = [dict(r) if isinstance(r, dict) else r for r in data.get("rungs") or []]  # never mutate the input
     inline = [r.pop("rung_config", None) if isinstance(r, dict) else None for r in data["rungs"]]
     cfg = to_dataclass(LadderConfig, data, where)
-    rungs, resolved = [], []
+    rungs, resolved, origins = [], [], []
     for i, (entry, inlined) in enumerate(zip(cfg.rungs, inline)):
-        rung, mapping = _entry_rung(entry, i, inlined, where)
+        rung, mapping, origin = _entry_rung(entry, i, inlined, where, cfg.overrides)
+        origins.append(origin)
         if entry.metric is not None and entry.metric != rung.metric:
             raise ConfigError(f"={entry.metric!r}, but rung {entry.rung!r} (kind {rung.kind}) returns {rung.metric!r}",
                               key=f"rungs.{i}.metric").at(where)
         rungs.append(rung)
         resolved.append({"budget": float(entry.budget), "rung": rung.name, "rung_config": mapping})
+    unused = sorted(k for k in cfg.overrides if not any(k in o for o in origins))
+    if unused and not any(inline):
+        kinds = sorted({r.kind for r in rungs})
+        raise ConfigError(f": no rung of this ladder (kinds {kinds}) has the field(s) {unused}",
+                          key="overrides").at(where)
     mapping = {"kind": "ladder", "eta": float(cfg.eta), "rungs": resolved}
-    return Ladder(name, float(cfg.eta), tuple(float(r.budget) for r in cfg.rungs), tuple(rungs), mapping)
+    return Ladder(name, float(cfg.eta), tuple(float(r.budget) for r in cfg.rungs), tuple(rungs), mapping,
+                  tuple(origins))
 
 
 def load_ladder(name: str) -> Ladder:

@@ -48,8 +48,9 @@ class PretrainConfig:
     """torch intra-op threads when training on CPU (1 avoids OpenMP oversubscription when runs
     share cores, which slowed tiny models ~10× in tests; 0 keeps torch's default)."""
     compile: bool = False
-    """``torch.compile`` the model (Inductor's fused kernels; a one-off compile per run, worth it on GPU
-    and for long runs). Off keeps eager numerics, which the shipped rung costs and HybridBench-6 used."""
+    """``torch.compile`` each layer (Inductor's fused kernels). Compiled once per layer kind and width in a
+    process: a search worker pays it on its first trial only (worth it on GPU). Off keeps eager numerics, which
+    the shipped CPU rung costs and HybridBench-6 used."""
     progress_bar: bool = False
     """Show Lightning's progress bar (off inside a search)."""
     log_every_n_steps: int = 10

@@ -80,7 +80,7 @@ def run_pretraining(spec: ModelSpec, cfg: PretrainConfig, out_dir: Path, seed: i
                         max_steps=cfg.max_steps, min_lr_ratio=cfg.min_lr_ratio)
     module = HybridLMModule(spec, optim)
     if cfg.compile:
-        module.model.compile()  # in place: parameter names (and checkpoints) stay those of the eager model
+        module.model.compile_layers()  # in place: parameter names (and checkpoints) stay those of the eager model
     train_loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                               generator=torch.Generator().manual_seed(seed))
     valid_loader = DataLoader(data.valid, batch_size=cfg.batch_size)

@@ -170,6 +170,8 @@ def run_search(settings: SearchSettings, space: SearchSpace, ladder: Ladder, run
     """Run (or resume) a search to completion; returns the summary (also written to ``run_dir``)."""
     space = check_search(settings, space, ladder)
     check_run_dir(run_dir, resume)
+    if settings.n_workers:
+        ladder.check_devices()  # what local workers will train on exists here
     ladder.prepare_inputs()  # input errors before the run directory exists
     with RunLock(run_dir):
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ def test_a_smac_search_runs_on_the_engines_workers_records_failures_and_resumes(
     assert len(asks) == n and Counter((a.pattern, a.budget) for a in asks).most_common(1)[0][1] == 1
 
 
+@pytest.mark.slow  # a SMAC resume in the default run: test_a_smac_search_runs_on_the_engines_workers_...
 @pytest.mark.timeout(120)
 def test_smac_resumes_from_its_logs_in_event_order(make_table, tmp_path):
     """A SMAC search cut after 12 results resumes by replaying its asks and results in order: SMAC continues

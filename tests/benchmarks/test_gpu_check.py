@@ -36,7 +36,7 @@ def test_a_spent_deadline_runs_no_step_and_says_so(tmp_path):
     done = check("--out", str(tmp_path), "--accelerator", "cpu", "--smoke", "--budget-s", "5")
     assert done.returncode == 0, done.stderr
     got = figures(tmp_path)
-    for step in ("train_1B", "decode", "packed", "gpu_tests"):
+    for step in ("train_1B", "decode", "gpu_tests", "packed", "trial"):
         assert got[f"gpu_check_{step}"] == "not run (budget spent)"
     assert int(got["gpu_check_total_s"]) <= 5 + 1  # whole seconds: one of rounding
     assert (tmp_path / "env.txt").read_text().startswith("commit: ")
@@ -49,10 +49,11 @@ def test_cpu_smoke_check_runs_every_step_and_collects_its_figures(tmp_path):
     done = check("--out", str(tmp_path), "--accelerator", "cpu", "--smoke", "--budget-s", "1100", timeout=1150)
     assert done.returncode == 0, done.stderr[-3000:]
     got = figures(tmp_path)
-    for step in ("train_1B", "decode", "packed", "gpu_tests"):
+    for step in ("train_1B", "decode", "gpu_tests", "packed", "trial"):
         assert got[f"gpu_check_{step}"].startswith("ok in "), (step, got[f"gpu_check_{step}"],
                                                                 (tmp_path / f"{step}.log").read_text()[-2000:])
         assert (tmp_path / f"{step}.log").exists()
     assert float(got["tiny_hybrid_tokens_per_s[local]"]) > 0
     assert any(name.startswith("cpu_decode_ms_per_token_") and name.endswith("_over_eager") for name in got)
     assert float(got["packed_search_throughput[wpg=2]_vs_[wpg=1]"]) > 0
+    assert float(got["trial_s_later[eager]"]) > 0

@@ -137,3 +137,53 @@ def test_cost_warnings_flag_rungs_whose_stated_costs_are_not_eta_apart():
     assert "['r1'] state no measured cost" in warning
     with pytest.raises(ConfigError, match="cost_s must be a positive number"):
         _costed([10, -1])
+
+
+def _gpu_ladder(**overrides):
+    """The shipped GPU ladder with its ``overrides`` section replaced (as ``fidelity.overrides.*`` would)."""
+    from composer_automl.config import load_yaml
+    from composer_automl.paths import find_option
+
+    return ladder_from_mapping("gpu", {**load_yaml(find_option("fidelity", "gpu")), "overrides": overrides})
+
+
+def test_ladder_overrides_reach_every_rung_and_merge_into_its_data(tmp_path):
+    """``overrides`` replace a field in every rung whose kind has it, a ``data`` mapping merges key by key into each
+    rung's own, a step's own overrides win, and what workers receive (the resolved mapping) carries the result."""
+    corpus = tmp_path / "docs.jsonl"
+    ladder = _gpu_ladder(data={"source": str(corpus), "jsonl_field": "body"}, accelerator="cpu", lr=0.01)
+    for rung in ladder.rungs:
+        assert (rung.config.data.source, rung.config.data.jsonl_field) == (str(corpus), "body")
+        assert rung.config.data.valid_fraction == 0.1 and not rung.config.data.progress  # the rung file's own keys
+        assert (rung.config.accelerator, rung.config.lr) == ("cpu", 0.01)
+    assert [r.config.d_model for r in ladder.rungs] == [64, None]
+    again = ladder_from_mapping("gpu", ladder.mapping)
+    assert [r.config for r in again.rungs] == [r.config for r in ladder.rungs] and "overrides" not in ladder.mapping
+    mixed = ladder_from_mapping("mixed", {"kind": "ladder", "eta": 3, "overrides": {"lr": 0.02}, "rungs": [
+        {"budget": 1, "rung": "simulated"}, {"budget": 3, "rung": "pretrain-tiny", "overrides": {"lr": 0.03}}]})
+    assert mixed.rungs[1].config.lr == 0.03  # the step's own override wins; the simulated rung has no lr
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"bogus": 1}, "fidelity.overrides: no rung of this ladder (kinds ['pretrain']) has the field(s) ['bogus']"),
+    ({"data": {"tokenizer": "hf"}}, "fidelity.overrides.data.tokenizer_path is required with tokenizer=hf"),
+    ({"precision": "fp8"}, "fidelity.overrides.precision='fp8' is not allowed"),
+])
+def test_bad_ladder_overrides_name_the_key_as_typed(overrides, key):
+    with pytest.raises(ConfigError) as err:
+        _gpu_ladder(**overrides)
+    assert str(err.value).startswith(key), str(err.value)
+
+
+def test_a_missing_corpus_and_an_absent_gpu_name_where_they_were_set(tmp_path, monkeypatch):
+    """Errors found after validation (preparing the corpus, checking the device for local workers) name the key
+    where the user set it: the ladder's overrides, or the rung file."""
+    missing = _gpu_ladder(data={"source": str(tmp_path / "none.jsonl")})
+    with pytest.raises(ConfigError, match=r"^fidelity\.overrides\.data\.source="):
+        missing.prepare_inputs()
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"^fidelity rung gpu-narrow: accelerator=gpu but no CUDA device"):
+        load_ladder("gpu").check_devices()
+    with pytest.raises(ConfigError, match=r"^fidelity\.overrides\.accelerator=gpu but no CUDA device"):
+        _gpu_ladder(accelerator="gpu").check_devices()
+    _gpu_ladder(accelerator="cpu").check_devices()  # runs here

@@ -162,6 +162,7 @@ def test_worker_without_the_secret_is_refused(keyed_nameserver):
         assert time.monotonic() - started < 20  # refused, not timed out
 
 
+@pytest.mark.slow  # trial timeouts in the default run: tests/search/test_search_run.py
 @pytest.mark.timeout(150)
 def test_timed_out_remote_worker_gets_no_new_job_until_it_answers(tmp_path):
     """Pattern MMAMAA hangs on one of two remote workers (trial_timeout_s=2): that trial is failed at once and

@@ -116,12 +116,21 @@ def test_master_prepares_the_corpus_once_and_trials_never_read_it(tmp_path):
 
 @pytest.mark.slow  # Inductor compiles the forward and backward for the CPU: ~1 min on 2 cores
 @pytest.mark.timeout(600)
-def test_compiled_model_trains_to_the_eager_loss(make_config, tmp_path):
-    """pretrain.compile=true (torch.compile through the same run code, Inductor on CPU here) trains to the
-    eager run's held-out loss for the same seed."""
-    eager = evaluate(PATTERN, make_config(steps=4), TEST_WIDTH, tmp_path / "eager", seed=0)
-    compiled = evaluate(PATTERN, make_config(steps=4, compile=True), TEST_WIDTH, tmp_path / "compiled", seed=0)
-    assert compiled.loss == pytest.approx(eager.loss, rel=1e-4)
+def test_compiled_layers_train_to_the_eager_loss_and_a_later_trial_compiles_nothing(make_config, tmp_path):
+    """pretrain.compile=true (each layer compiled by Inductor, through the same run code) trains to the eager run's
+    held-out loss for the same seed; a second trial of another pattern in the same process (a search worker's next
+    trial) reuses the compiled layers: no new graph, and its loss is its eager loss too."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    graphs = []
+    for i, pattern in enumerate((PATTERN, Pattern.parse("MMAAM"))):
+        eager = evaluate(pattern, make_config(steps=4), TEST_WIDTH, tmp_path / f"eager{i}", seed=0)
+        compiled = evaluate(pattern, make_config(steps=4, compile=True), TEST_WIDTH, tmp_path / f"compiled{i}", seed=0)
+        assert compiled.loss == pytest.approx(eager.loss, rel=1e-4)
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[1] == graphs[0] > 0
 
 
 @pytest.mark.gpu

@@ -66,6 +66,7 @@ def test_user_config_dir_errors_stay_one_line(tmp_path):
     assert proc.returncode == 2 and "--config-dir" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # multirun in the default run: test_mad_multirun_checks_every_job_before_launching
 @pytest.mark.timeout(300)
 def test_multirun_two_searches_each_in_its_own_run_dir(tmp_path):
     """``-m search.seed=0,1`` runs two searches, each in its own folder of the sweep directory."""
@@ -118,7 +119,8 @@ def finished_run(tmp_path_factory) -> Path:
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("space, key", [("end-incremental", "prefix_from"), ("middle-incremental", "base_from")])
+@pytest.mark.parametrize("space, key", [pytest.param("end-incremental", "prefix_from", marks=pytest.mark.slow),
+                                        ("middle-incremental", "base_from")])  # one path by default
 def test_from_on_the_command_line_wins_over_the_shipped_pattern(tmp_path, finished_run, space, key):
     """The shipped incremental spaces set a default prefix/base; ``search_space.<key>=RUN`` replaces it
     (it once failed with "give prefix or prefix_from, not both")."""

@@ -140,6 +140,7 @@ def _start_search_and_wait(run_dir: Path, min_trials: int) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow  # kill + resume in the default run: tests/engine/test_reliability.py
 @pytest.mark.timeout(150)
 def test_kill_then_resume_runs_no_finished_trial_again(tmp_path):
     """SIGKILL mid-search, then resume=RUN_DIR: finished trials are replayed, not re-run; the count is right."""

@@ -41,6 +41,7 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[str]:
     return outputs
 
 
+@pytest.mark.slow  # TP=2 over gloo in the default run: tests/train/test_checkpoints.py
 @pytest.mark.timeout(400)  # process start-up alone took > 110 s on a loaded 2-core box
 def test_two_node_torchrun_trains_tp2(tmp_path):
     """`torchrun --nnodes 2` (one process per "node", gloo) runs `composer-automl train` with TP=2

@@ -1,0 +1,69 @@
+"""The shipped GPU ladder (``fidelity=gpu``): a search through the same config fields on CPU, and on a GPU."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
+from composer_automl.engine.worker import Evaluator
+from composer_automl.search.results import read_trials
+
+
+def _search(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "composer_automl", "search", "fidelity=gpu", "search.optimizer=hyperband",
+         "search.n_iterations=1", "search.n_workers=1", f"search.run_dir={tmp_path / 'run'}",
+         f"fidelity.overrides.data.source={tmp_path / 'corpus'}", "+fidelity.overrides.data.cache_dir="
+         f"{tmp_path / 'cache'}", "+fidelity.overrides.train_tokens=4096", "+fidelity.overrides.valid_tokens=1024",
+         *overrides], capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.timeout(300)
+def test_gpu_ladder_searches_on_the_users_corpus_through_the_same_fields_on_cpu(tmp_path):
+    """``fidelity=gpu`` with the corpus, device and token counts set once for the whole ladder
+    (``fidelity.overrides.*``): every trial of both rungs trains on the user's text files, on the CPU here."""
+    (tmp_path / "corpus").mkdir()
+    for i in range(40):
+        (tmp_path / "corpus" / f"doc{i}.txt").write_text(f"document {i}: " + "the quick brown fox " * 200)
+    proc = _search(tmp_path, "+fidelity.overrides.accelerator=cpu", "+fidelity.overrides.precision=32-true",
+                   "+fidelity.overrides.compile=false")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trials = read_trials(tmp_path / "run")
+    assert {t.budget for t in trials} == {1.0, 3.0} and all(t.status == "ok" for t in trials)
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # one prepared corpus: the user's, for both rungs
+
+
+@pytest.mark.timeout(120)
+def test_gpu_ladder_without_a_gpu_is_one_error_before_any_work(tmp_path, monkeypatch):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "doc.txt").write_text("text " * 1000)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # this machine has no GPU for the search, whatever it has
+    proc = _search(tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: fidelity rung gpu-narrow: accelerator=gpu but no CUDA device is visible; use accelerator=cpu"]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.timeout(600)
+def test_gpu_ladder_rungs_train_in_bf16_on_cuda_and_a_worker_compiles_its_layers_once(tmp_path):
+    """Both rungs of the shipped GPU ladder (bf16, compiled layers) train on CUDA through a worker's evaluator,
+    shortened to 64 steps; the second pattern compiles no new graph."""
+    from torch._dynamo.utils import counters
+
+    ladder = load_ladder("gpu")
+    short = {**ladder.mapping, "rungs": [{**r, "rung_config": {**r["rung_config"], "train_tokens": 64 * 32 * 512,
+                                                             "valid_tokens": 32 * 512}} for r in ladder.mapping["rungs"]]}
+    evaluate = Evaluator(ladder_from_mapping("gpu", short), tmp_path)
+    ladder.check_devices()
+    graphs = []
+    for i, pattern in enumerate(("AMAMAMAMAMAMAMAM", "AAMMMAMMAAMMMAMM")):
+        for budget in (1.0, 3.0):
+            result = evaluate((0, 0, i), pattern, {}, budget, seed=0)
+            assert torch.isfinite(torch.tensor(result["loss"])) and result["loss"] < 5.6  # below ln(257): it learned
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[1] == graphs[0]
