@@ -1,4 +1,5 @@
-"""Running ``composer-automl`` as a user would, in a subprocess, and reading its one-line errors."""
+"""Running ``composer-automl`` as a user would (in a subprocess, or in-process for errors found before any work),
+and reading its one-line errors."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 DROP_ROOTS_POWERS = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"]
 """A command prefix that runs without root's permission override, so a read-only folder is read-only to it."""
@@ -43,3 +46,14 @@ MALFORMED_SPEC_FILES = {
                        "but found '<stream end>'"),
 }
 """Spec files ``train model=`` and ``generate spec=`` must refuse: name → (file text, the error's problem part)."""
+
+
+def run_main(capsys, *argv: str) -> tuple[int, str, str]:
+    """The console script's ``main(argv)`` in this process → (exit code, stdout, stderr)."""
+    from composer_automl import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(list(argv))
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err

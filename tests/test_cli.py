@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from composer_automl import cli
+from cli_runs import run_main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -58,14 +59,6 @@ def test_console_script_runs_as_module():
     result = run_cli("bogus")
     assert result.returncode == 2
     assert "unknown subcommand 'bogus'" in result.stderr
-
-
-def run_main(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(list(argv))
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("argv", [[name] for name in cli.COMMANDS if name != "data"] + [["data", "prepare"]])

@@ -137,14 +137,14 @@ class Ladder:
     def check_devices(self) -> None:
         """Every rung's device and precision can run on this machine (before local workers start): ``accelerator:
         gpu`` without a visible CUDA device is one error naming where it was set, not a run of failed trials."""
-        from composer_automl import devices
+        from composer_automl.devices import resolve
 
         for i, rung in enumerate(self.rungs):
             config = rung.config
             if not hasattr(config, "accelerator"):
                 continue
             try:
-                devices.resolve(config.accelerator, config.precision, getattr(config, "devices", 1))
+                resolve(config.accelerator, config.precision, getattr(config, "devices", 1))
             except ConfigError as err:
                 origin = self.origins[i].get(err.key or "") if self.origins else None
                 raise err.at(origin or f"fidelity rung {rung.name}:") from None

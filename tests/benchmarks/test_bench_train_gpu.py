@@ -17,6 +17,7 @@ def bench(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=280)
 
 
+@pytest.mark.slow  # default-run time (CI < 10 min); the same smoke run is a step of the slow gpu_check test
 @pytest.mark.timeout(300)
 def test_cpu_smoke_run_trains_through_the_train_path_and_prints_every_figure():
     done = bench("--accelerator", "cpu", "--smoke", "--seq-len", "32", "--micro-batch", "4", "--steps", "2")

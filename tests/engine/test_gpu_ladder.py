@@ -11,15 +11,23 @@ import torch
 from composer_automl.engine.ladder import ladder_from_mapping, load_ladder
 from composer_automl.engine.worker import Evaluator
 from composer_automl.search.results import read_trials
+from cli_runs import run_main
+
+
+SEARCH = ("fidelity=gpu", "search.optimizer=hyperband", "search.n_iterations=1", "search.n_workers=1")
+"""A one-bracket search of the GPU ladder: 3 trials at budget 1, 1 at budget 3."""
+
+
+def corpus_overrides(tmp_path) -> list[str]:
+    """The user's corpus (text files in ``tmp_path/corpus``), its cache and the run directory under ``tmp_path``."""
+    return [f"search.run_dir={tmp_path / 'run'}", f"fidelity.overrides.data.source={tmp_path / 'corpus'}",
+            f"+fidelity.overrides.data.cache_dir={tmp_path / 'cache'}"]
 
 
 def _search(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "composer_automl", "search", "fidelity=gpu", "search.optimizer=hyperband",
-         "search.n_iterations=1", "search.n_workers=1", f"search.run_dir={tmp_path / 'run'}",
-         f"fidelity.overrides.data.source={tmp_path / 'corpus'}", "+fidelity.overrides.data.cache_dir="
-         f"{tmp_path / 'cache'}", "+fidelity.overrides.train_tokens=4096", "+fidelity.overrides.valid_tokens=1024",
-         *overrides], capture_output=True, text=True, timeout=240)
+    return subprocess.run([sys.executable, "-m", "composer_automl", "search", *SEARCH, *corpus_overrides(tmp_path),
+                           "+fidelity.overrides.train_tokens=4096", "+fidelity.overrides.valid_tokens=1024", *overrides],
+                          capture_output=True, text=True, timeout=240)
 
 
 @pytest.mark.timeout(300)
@@ -37,13 +45,14 @@ def test_gpu_ladder_searches_on_the_users_corpus_through_the_same_fields_on_cpu(
     assert len(list((tmp_path / "cache").iterdir())) == 1  # one prepared corpus: the user's, for both rungs
 
 
-@pytest.mark.timeout(120)
-def test_gpu_ladder_without_a_gpu_is_one_error_before_any_work(tmp_path, monkeypatch):
+def test_gpu_ladder_without_a_gpu_is_one_error_before_any_work(capsys, tmp_path, monkeypatch):
+    """With local workers and no visible CUDA device, ``fidelity=gpu`` stops before the corpus is prepared or the
+    run directory exists (the console script in this process)."""
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "doc.txt").write_text("text " * 1000)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # this machine has no GPU for the search, whatever it has
-    proc = _search(tmp_path)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # this machine has no GPU, whatever it has
+    code, _, err = run_main(capsys, "search", *SEARCH, *corpus_overrides(tmp_path))
+    assert code == 2 and err.strip().splitlines() == [
         "error: fidelity rung gpu-narrow: accelerator=gpu but no CUDA device is visible; use accelerator=cpu"]
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
 

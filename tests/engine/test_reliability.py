@@ -86,6 +86,7 @@ def test_two_resumes_at_once_one_runs_the_other_is_refused(tmp_path):
     assert len(ids) == len(set(ids)) == 20
 
 
+@pytest.mark.slow  # default-run time (CI < 10 min); resume in the default run: the torn-line test
 @pytest.mark.timeout(300)
 def test_a_resumed_search_draws_what_the_uninterrupted_one_draws(tmp_path):
     """Random sampling continues from the state it had: a killed and resumed Hyperband search evaluates exactly
@@ -100,6 +101,7 @@ def test_a_resumed_search_draws_what_the_uninterrupted_one_draws(tmp_path):
     assert max(pairs[resumed].values()) == 1 and pairs[resumed] == pairs[whole]
 
 
+@pytest.mark.slow  # default-run time (CI < 10 min); a torn log in the default run: the torn-line test
 def test_a_garbage_line_in_the_middle_is_one_error_naming_the_line(tmp_path):
     run_dir = tmp_path / "run"
     start_and_kill(run_dir, min_trials=4)
@@ -115,7 +117,7 @@ def test_a_garbage_line_in_the_middle_is_one_error_naming_the_line(tmp_path):
             "quotes); the log is corrupt there (move that line out of the file to use the rest)"], out
 
 
-@pytest.mark.parametrize("what", ["search.json", "calibrate-report-only-empty"])
+@pytest.mark.parametrize("what", ["search.json", pytest.param("calibrate-report-only-empty", marks=pytest.mark.slow)])
 def test_corrupt_run_files_are_one_error(tmp_path, what):
     run_dir = tmp_path / "run"
     run_dir.mkdir()

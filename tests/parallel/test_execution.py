@@ -74,6 +74,7 @@ def _check_equal(out: dict) -> None:
         assert got["names"], case  # parameter (checkpoint) names unchanged
 
 
+@pytest.mark.slow  # default-run time (CI < 10 min); selective checkpointing in the default run: tests/train/test_speed_options.py
 @pytest.mark.timeout(200)
 def test_checkpointing_and_compile_keep_loss_and_gradients_and_recompute_what_they_drop():
     """One process: every trainer.activation_checkpointing value and compiled layers (alone and with selective

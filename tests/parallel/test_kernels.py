@@ -90,6 +90,7 @@ def _fused_vs_unfused_loss(rank: int, world_size: int) -> dict:
         state.destroy_model_parallel()
 
 
+@pytest.mark.slow  # default-run time (CI < 10 min); parallel.fusions is off by default
 @pytest.mark.timeout(300)  # megatron's fused kernels are torch.compile'd (for the CPU here): ~20 s
 def test_fused_kernels_compute_the_unfused_loss_and_gradients():
     """megatron's fused SwiGLU and bias-dropout-add (run through the same config fields, here on CPU)

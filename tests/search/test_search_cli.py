@@ -118,9 +118,9 @@ def finished_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow  # default-run time (CI < 10 min); the README's *_from lines compose in tests/test_readme.py
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("space, key", [pytest.param("end-incremental", "prefix_from", marks=pytest.mark.slow),
-                                        ("middle-incremental", "base_from")])  # one path by default
+@pytest.mark.parametrize("space, key", [("end-incremental", "prefix_from"), ("middle-incremental", "base_from")])
 def test_from_on_the_command_line_wins_over_the_shipped_pattern(tmp_path, finished_run, space, key):
     """The shipped incremental spaces set a default prefix/base; ``search_space.<key>=RUN`` replaces it
     (it once failed with "give prefix or prefix_from, not both")."""
