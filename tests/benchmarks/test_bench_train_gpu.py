@@ -32,6 +32,7 @@ def test_cpu_smoke_run_trains_through_the_train_path_and_prints_every_figure():
         rel=0.01)
 
 
+@pytest.mark.slow  # default-run time (CI < 10 min): the other GPU benchmarks' skips stay in the default run
 @pytest.mark.timeout(300)  # a subprocess importing torch: over a minute on a loaded machine
 def test_gpu_run_without_cuda_is_skipped_with_exit_0(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")

@@ -30,6 +30,30 @@ def _search(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=240)
 
 
+def test_gpu_ladder_rungs_train_on_the_users_corpus_through_the_same_fields_on_cpu(tmp_path):
+    """Both rungs of ``fidelity=gpu`` with the corpus, device and token counts set once for the whole ladder (its
+    ``overrides``, as ``fidelity.overrides.*`` sets them) train on the user's text files through a worker's
+    Evaluator, on the CPU here; one corpus is prepared for both."""
+    from composer_automl.config import load_yaml
+    from composer_automl.paths import find_option
+
+    (tmp_path / "corpus").mkdir()
+    for i in range(40):
+        (tmp_path / "corpus" / f"doc{i}.txt").write_text(f"document {i}: " + "the quick brown fox " * 200)
+    overrides = {"data": {"source": str(tmp_path / "corpus"), "cache_dir": str(tmp_path / "cache")},
+                 "accelerator": "cpu", "precision": "32-true", "compile": False, "train_tokens": 4096,
+                 "valid_tokens": 1024}
+    ladder = ladder_from_mapping("gpu", {**load_yaml(find_option("fidelity", "gpu")), "overrides": overrides})
+    ladder.check_devices()
+    ladder.prepare_inputs()
+    evaluate = Evaluator(ladder_from_mapping("gpu", ladder.mapping), tmp_path / "out")  # what a worker gets
+    for budget in ladder.budgets:
+        result = evaluate((0, 0, 0), "AMMAAM", {}, budget, seed=0)
+        assert result["info"]["rung"] in ("gpu-narrow", "gpu-search") and 0 < result["loss"] < 6
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+@pytest.mark.slow  # the CLI end to end (a worker process, ~30 s); the rungs train in the default run above
 @pytest.mark.timeout(300)
 def test_gpu_ladder_searches_on_the_users_corpus_through_the_same_fields_on_cpu(tmp_path):
     """``fidelity=gpu`` with the corpus, device and token counts set once for the whole ladder

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cli_runs import run_main
 from composer_automl.search.results import read_trials
 
 
@@ -51,19 +52,22 @@ def test_user_config_dir_with_its_own_ladder_space_and_rung(tmp_path):
     assert saved["ladder"]["rungs"][0]["rung_config"]["target_attention_fraction"] == 0.5
 
 
-def test_user_config_dir_errors_stay_one_line(tmp_path):
+def test_user_config_dir_errors_stay_one_line(capsys, tmp_path, monkeypatch):
     """With --config-dir, an unknown option lists the user's and the shipped options; an unknown key in a
-    user's rung names the field; a missing folder is one line too."""
+    user's rung names the field; a missing folder is one line too (refused before any work: the console script
+    in this process)."""
     conf = make_user_conf(tmp_path)
-    proc = run_cli("search", "--config-dir", str(conf), "fidelity=my-ladde", "search.n_workers=1")
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert "my-ladder" in proc.stderr and "simulated-ladder" in proc.stderr
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, "search", "--config-dir", str(conf), "fidelity=my-ladde", "search.n_workers=1")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "my-ladder" in err and "simulated-ladder" in err
     (conf / "fidelity" / "my-rung.yaml").write_text("kind: simulated\nfidelty: 0.3\n")
-    proc = run_cli("search", "--config-dir", str(conf), "fidelity=my-ladder", f"search.run_dir={tmp_path / 'r'}")
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert "fidelty" in proc.stderr and "fidelity" in proc.stderr and not (tmp_path / "r").exists()
-    proc = run_cli("search", "--config-dir", str(tmp_path / "nope"), "fidelity=my-ladder")
-    assert proc.returncode == 2 and "--config-dir" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    code, _, err = run_main(capsys, "search", "--config-dir", str(conf), "fidelity=my-ladder",
+                            f"search.run_dir={tmp_path / 'r'}")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "fidelty" in err and "fidelity" in err and not (tmp_path / "r").exists()
+    code, _, err = run_main(capsys, "search", "--config-dir", str(tmp_path / "nope"), "fidelity=my-ladder")
+    assert code == 2 and "--config-dir" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow  # multirun in the default run: test_mad_multirun_checks_every_job_before_launching
@@ -141,7 +145,7 @@ def test_from_on_the_command_line_wins_over_the_shipped_pattern(tmp_path, finish
     assert both.returncode == 2 and "not both" in both.stderr
 
 
-def test_bad_corpus_of_a_pretraining_rung_is_one_error_before_any_work(tmp_path):
+def test_bad_corpus_of_a_pretraining_rung_is_one_error_before_any_work(capsys, tmp_path, monkeypatch):
     """The master prepares every rung's corpus before starting workers: a missing corpus is one
     ``error:`` line naming data.source, exit 2, and no run directory."""
     conf = tmp_path / "conf"
@@ -149,8 +153,10 @@ def test_bad_corpus_of_a_pretraining_rung_is_one_error_before_any_work(tmp_path)
     (conf / "fidelity" / "my-pretrain.yaml").write_text(yaml.safe_dump(
         {"kind": "pretrain", "data": {"source": str(tmp_path / "missing" / "*.txt"), "progress": False}}))
     run_dir = tmp_path / "run"
-    proc = run_cli("search", "--config-dir", str(conf), "fidelity=my-pretrain", f"search.run_dir={run_dir}")
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, "search", "--config-dir", str(conf), "fidelity=my-pretrain",
+                            f"search.run_dir={run_dir}")
+    assert code == 2, err
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "data.source" in lines[0]
     assert not run_dir.exists()
