@@ -258,23 +258,29 @@ FIT_SAMPLE = 64
 
 
 def check_target_fit(space: SearchSpace, settings: SearchSettings) -> None:
-    """Every trial is costed at ``search.target``: refuse, before the search, a space whose patterns cannot be
-    extrapolated to it (every pattern of an enumerable space; a seeded sample of a larger one)."""
+    """Every trial is costed at ``search.target``: refuse, before the search, a space none of whose patterns can be
+    extrapolated to it (every pattern of an enumerable space; a seeded sample of a larger one). A space where only
+    some cannot (79 of one-shot-16's 65,534 at 1B) is searched: :func:`constrained_space` never proposes those."""
     if space.n_searched_patterns <= MAX_COUNTED_PATTERNS:
         patterns = space.patterns()
     else:
         sampler = dataclasses.replace(space, configspace=copy.deepcopy(space.configspace))
         sampler.configspace.seed(settings.seed)
         patterns = [space.to_pattern(c) for c in sampler.sample(FIT_SAMPLE)]
+    first_error = None
     for pattern in patterns:
         try:
             settings.cost_of(pattern)
+            return
         except ConfigError as err:
-            why = f"{pattern}: {err.message}" if len(pattern) <= 24 else \
-                "a pattern that long does not fit the target's size at any depth"
-            raise ConfigError(f"={settings.target}: the search space's {space.n_total}-layer patterns cannot be "
-                              f"costed at it ({why}); choose another search.target or fewer search_space.n_layers",
-                              key="search.target") from None
+            first_error = first_error or (pattern, err)
+    if first_error:
+        pattern, err = first_error
+        why = f"{pattern}: {err.message}" if len(pattern) <= 24 else \
+            "a pattern that long does not fit the target's size at any depth"
+        raise ConfigError(f"={settings.target}: the search space's {space.n_total}-layer patterns cannot be "
+                          f"costed at it ({why}); choose another search.target or fewer search_space.n_layers",
+                          key="search.target")
 
 
 def constrained_space(space: SearchSpace, settings: SearchSettings) -> SearchSpace:

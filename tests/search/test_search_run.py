@@ -24,7 +24,7 @@ from composer_automl.patterns import Pattern
 from composer_automl.search.run import constrained_space, planned_trials
 from composer_automl.search.results import read_asks, read_trials
 from composer_automl.search.run import SearchSettings, run_search
-from composer_automl.spaces import load_space
+from composer_automl.spaces import load_space, space_from_mapping
 
 
 def _ladder_with(**overrides):
@@ -266,7 +266,7 @@ def test_a_space_with_one_valid_pattern_repeats_it_at_once_and_never_another(tmp
 
 def test_a_pattern_that_cannot_be_costed_at_the_target_is_never_proposed():
     # 79 of one-shot-16's 65,534 patterns (11 A) miss the 1B baseline's size at every stacked depth: a sample
-    # passes check_target_fit, so the space itself must refuse them rather than fail their trials
+    # may pass check_target_fit, so the space itself must refuse them rather than fail their trials
     space = constrained_space(load_space("one-shot-16"), SearchSettings())
     assert space.violation(Pattern.parse("AAAAAMAMAMAAAMAM")) == "cannot be costed at 1B (stack)"
     assert space.violation(Pattern.parse("AMAMAMAMAMAMAMAM")) is None
@@ -337,3 +337,13 @@ def test_searched_width_that_a_mad_rung_overrides_is_refused(tmp_path):
     check_width_reaches_rungs(load_space("one-shot-6", width={"n_heads": [2, 4]}), ladder)
     with pytest.raises(ConfigError, match=r"rung mad-quick \(kind mad\) sets its own"):
         check_width_reaches_rungs(space, load_ladder("mad-quick"))
+
+
+def test_a_sample_holding_an_uncostable_pattern_still_searches_and_a_space_none_fits_is_refused():
+    """Seed 16's pre-check sample of one-shot-16 holds one of its 79 patterns that miss the 1B size (the space then
+    never proposes it): the search may start. A space none of whose patterns can be costed is refused."""
+    from composer_automl.search.run import check_target_fit
+
+    check_target_fit(load_space("one-shot-16"), SearchSettings(seed=16))
+    with pytest.raises(ConfigError, match=r"^search.target=1B: the search space's 200-layer patterns cannot be costed"):
+        check_target_fit(space_from_mapping({"strategy": "one-shot", "n_layers": 200}), SearchSettings())
