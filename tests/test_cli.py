@@ -76,6 +76,9 @@ def test_every_subcommand_composes_its_shipped_config(capsys, argv):
         (["search", "search.n_worker=2"], "unknown config key 'search.n_worker' for composer-automl search; keys under 'search': ["),
         (["mad", "fidelity=mad-nope"], "'fidelity=mad-nope' for composer-automl mad: In 'mad': Could not find 'fidelity/mad-nope' Available options in 'fidelity': default gpu gpu-narrow gpu-ref gpu-search hybridbench16 hybridbench6 mad-full"),
         (["extrapolate", "pattern=AM", "targt=1B"], "unknown config key 'targt' for composer-automl extrapolate"),
+        (["search", "fidelity=gpu", "fidelity.overrides.data.source=/c.jsonl"],
+         "unknown config key 'fidelity.overrides.data.source' for composer-automl search; keys under "
+         "'fidelity.overrides': []; a fidelity file has no schema, so add a key with +fidelity.overrides.data.source=/c.jsonl"),
         (["train", "search_space=one-shot-6"], "unknown config key 'search_space' for composer-automl train"),
         (["search", "search.optimizer"], "cannot parse override 'search.optimizer'"),
         (["search", "search.n_workers=abc"],

@@ -13,7 +13,7 @@ return losses on different scales: 1 − MAD score at budget 1 is never compared
 a validation loss at budget 9.
 
 A ladder's own ``overrides`` replace fields in every rung whose kind has them (a corpus and
-tokenizer under ``data``, ``accelerator``, ``precision``): ``fidelity.overrides.data.source=…``
+tokenizer under ``data``, ``accelerator``, ``precision``): ``+fidelity.overrides.data.source=…``
 points a whole ladder at the user's corpus without copying its rung files.
 
 A plain rung file (any rung ``kind``) also works as a ladder of one rung at budget 1:
@@ -129,8 +129,7 @@ class Ladder:
             try:
                 line = rung.prepare_inputs()
             except ConfigError as err:
-                origin = self.origins[i].get((err.key or "").split(".")[0]) if self.origins else None
-                raise (err.at(origin) if origin else err) from None
+                raise self._located(i, err) from None
             if line:
                 print(f"rung {rung.name}: {line}", flush=True)
 
@@ -146,8 +145,13 @@ class Ladder:
             try:
                 resolve(config.accelerator, config.precision, getattr(config, "devices", 1))
             except ConfigError as err:
-                origin = self.origins[i].get(err.key or "") if self.origins else None
-                raise err.at(origin or f"fidelity rung {rung.name}:") from None
+                raise self._located(i, err, f"fidelity rung {rung.name}:") from None
+
+    def _located(self, i: int, err: ConfigError, otherwise: str = "") -> ConfigError:
+        """``err`` of rung ``i`` with its key under where the user set that field (``fidelity.overrides``), else
+        under ``otherwise``."""
+        origin = self.origins[i].get((err.key or "").split(".")[0]) if self.origins else None
+        return err.at(origin or otherwise)
 
     def cost_warnings(self, tolerance: float = COST_TOLERANCE) -> list[str]:
         """Adjacent rungs whose stated costs (``cost_s``) are not about ``eta`` apart.

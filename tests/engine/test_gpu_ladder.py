@@ -20,7 +20,7 @@ SEARCH = ("fidelity=gpu", "search.optimizer=hyperband", "search.n_iterations=1",
 
 def corpus_overrides(tmp_path) -> list[str]:
     """The user's corpus (text files in ``tmp_path/corpus``), its cache and the run directory under ``tmp_path``."""
-    return [f"search.run_dir={tmp_path / 'run'}", f"fidelity.overrides.data.source={tmp_path / 'corpus'}",
+    return [f"search.run_dir={tmp_path / 'run'}", f"+fidelity.overrides.data.source={tmp_path / 'corpus'}",
             f"+fidelity.overrides.data.cache_dir={tmp_path / 'cache'}"]
 
 
