@@ -3,8 +3,10 @@
 
 SMAC chooses configurations and budgets itself; the search only runs what it asks. A proposal
 whose pattern breaks the search space's constraints is told to SMAC as failed (never run) and
-SMAC is asked again. SMAC keeps its own state in ``output_dir``; a resumed search rebuilds it by
-replaying the logged asks and results in their order (SMAC is deterministic for a seed).
+SMAC is asked again. A failed run is told as crashed at infinite cost; SMAC's model sees it at the
+worst cost of the runs it is trained on (:func:`crash_as_worst_encoder`). SMAC keeps its own state in
+``output_dir``; a resumed search rebuilds it by replaying the logged asks and results in their order (SMAC is
+deterministic for a seed).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class SmacMultiFidelity:
                             n_trials=n_trials, min_budget=self.budgets[0], max_budget=self.budgets[-1],
                             seed=seed)
         intensifier = MultiFidelityFacade.get_intensifier(scenario, eta=int(round(eta)))
-        self.smac = MultiFidelityFacade(scenario, _never_called, intensifier=intensifier, overwrite=True,
+        self.smac = MultiFidelityFacade(scenario, _never_called, intensifier=intensifier,
+                                        runhistory_encoder=crash_as_worst_encoder(scenario), overwrite=True,
                                         logging_level=logging.WARNING)
         self.asked: dict[tuple[JobId, float], Any] = {}
         """(config id, budget) → SMAC's TrialInfo of every run asked and not yet told."""
@@ -107,6 +110,28 @@ class SmacMultiFidelity:
     @property
     def finished(self) -> bool:
         return (self.n_asked >= self.n_trials or self.exhausted) and not self.asked
+
+
+def crash_as_worst_encoder(scenario: Any) -> Any:
+    """The multi-fidelity facade's log-scaled runhistory encoder, with each crashed run's infinite cost replaced
+    by the worst finite cost among the runs it encodes (1 if none has one).
+
+    SMAC 2.4 passes the infinite cost through its scaling as NaN and its random forest then refuses to train, so
+    one failed trial at a budget ended the search (SMAC3 pull request 1312 imputes the same way upstream). This
+    overrides the encoder's private ``_build_matrix``; ``tests/adapters/test_smac.py`` pins it.
+    """
+    import dataclasses
+    import math
+
+    from smac.runhistory.encoder import RunHistoryLogScaledEncoder
+
+    class CrashAsWorstEncoder(RunHistoryLogScaledEncoder):
+        def _build_matrix(self, trials, store_statistics=False):
+            worst = max((v.cost for v in trials.values() if math.isfinite(v.cost)), default=1.0)
+            trials = {k: v if math.isfinite(v.cost) else dataclasses.replace(v, cost=worst) for k, v in trials.items()}
+            return super()._build_matrix(trials, store_statistics)
+
+    return CrashAsWorstEncoder(scenario)
 
 
 def _never_called(config: Any, seed: int = 0, budget: float = 0.0) -> float:
