@@ -6,7 +6,7 @@ whose pattern breaks the search space's constraints is told to SMAC as failed (n
 SMAC is asked again. A failed run is told as crashed at infinite cost; SMAC's model sees it at the
 worst cost of the runs it is trained on (:func:`crash_as_worst_encoder`). SMAC keeps its own state in
 ``output_dir``; a resumed search rebuilds it by replaying the logged asks and results in their order (SMAC is
-deterministic for a seed).
+a function of its seed, also in another process: :func:`ordered_start_points`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ class SmacMultiFidelity:
                             n_trials=n_trials, min_budget=self.budgets[0], max_budget=self.budgets[-1],
                             seed=seed)
         intensifier = MultiFidelityFacade.get_intensifier(scenario, eta=int(round(eta)))
+        maximizer = ordered_start_points(MultiFidelityFacade.get_acquisition_maximizer(scenario))
         self.smac = MultiFidelityFacade(scenario, _never_called, intensifier=intensifier,
+                                        acquisition_maximizer=maximizer,
                                         runhistory_encoder=crash_as_worst_encoder(scenario), overwrite=True,
                                         logging_level=logging.WARNING)
         self.asked: dict[tuple[JobId, float], Any] = {}
@@ -132,6 +134,23 @@ def crash_as_worst_encoder(scenario: Any) -> Any:
             return super()._build_matrix(trials, store_statistics)
 
     return CrashAsWorstEncoder(scenario)
+
+
+def ordered_start_points(maximizer: Any) -> Any:
+    """The facade's acquisition maximizer with its local search's start points in a fixed order.
+
+    SMAC 2.4's ``LocalSearch._get_initial_points`` returns ``list(set(configurations))``, whose order follows
+    Python's per-process string hashing, so the same seed proposed other configurations in another process (and
+    a resumed search could not replay its SMAC). Sorting them by their vector makes SMAC a function of its seed.
+    Overrides the private method on this instance; ``tests/adapters/test_smac.py`` pins it.
+    """
+    import numpy as np
+
+    local = maximizer._local_search
+    unordered = local._get_initial_points
+    local._get_initial_points = lambda *args, **kwargs: sorted(
+        unordered(*args, **kwargs), key=lambda config: tuple(np.nan_to_num(config.get_array(), nan=-1.0)))
+    return maximizer
 
 
 def _never_called(config: Any, seed: int = 0, budget: float = 0.0) -> float:
