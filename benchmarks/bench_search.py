@@ -28,7 +28,9 @@ worth of cost. Lines: ``cost_to_target[<benchmark>/<ladder>/<method>]: median s 
 (a search that never evaluates a target at the top budget counts as infinite); ``cost_ratio_vs_random[...]``:
 that median over random search's on the same benchmark (goal for BOHB: <= 0.33);
 ``final_regret[...]``: median regret at the cost cap; ``model_picks[...]``: median configurations proposed by
-the optimizer's model per search; ``anytime_regret_png``: median and IQR of the regret against cost.
+the optimizer's model per search; ``top10_share[...]``: median share of a search's top-budget evaluations (within
+the cap) that are among the benchmark's best 10 % of patterns (how much the optimizer concentrates the search;
+uniform sampling: about 0.1); ``anytime_regret_png``: median and IQR of the regret against cost.
 
 Each finished search is a line of ``<out>/searches.jsonl``; ``--resume`` reuses the searches already there (a
 torn last line is set aside), so an interrupted run continues where it stopped.
@@ -86,6 +88,9 @@ PLAN: dict[str, list[tuple[str, str]]] = {
 }
 """Benchmark → the (ladder, method) pairs it runs (``mad``: the MAD-bottom ladder of HybridBench-6)."""
 
+GOOD_FRACTION = 0.1
+"""The share of a benchmark's patterns counted as good by ``top10_share``."""
+
 COST_CAP = {"hybridbench6": 32, "hybridbench16": 256}
 """Default cost cap per search, in top-rung evaluations (random search needs about 16 for a top-3 pattern of
 HybridBench-6's 64 and about 69 for a 1 % target of HybridBench-16)."""
@@ -103,6 +108,8 @@ class Benchmark:
     ladders: dict[str, Ladder]
     """``default`` (and ``mad``) multi-fidelity ladders, ``single``: the top rung alone."""
     targets: frozenset[str]
+    good: frozenset[str]
+    """The best 10 % of patterns (``top10_share``)."""
     regret: Callable[[str], float]
     top_cost_s: float
     """Median cost of one top-rung evaluation (the unit of the cost cap)."""
@@ -138,9 +145,11 @@ def hybridbench6(table: str = "hybridbench6", reference: str = "pretrain-ref") -
                "single": ladder_of("hybridbench6-single", [top], default.eta)}
     ref = seed_means(rows, reference)
     best = min(ref.values())
+    ranked = sorted(ref, key=ref.get)
     weights = " + ".join(f"{p['weight']:g}·{p['rung']}" for p in parts)
     return Benchmark("hybridbench6", space_from_mapping({"strategy": "one-shot", "n_layers": 6}), ladders,
-                     frozenset(sorted(ref, key=ref.get)[:3]), lambda p: ref[p] - best,
+                     frozenset(ranked[:3]), frozenset(ranked[:math.ceil(GOOD_FRACTION * len(ranked))]),
+                     lambda p: ref[p] - best,
                      median_cost(rows, reference), f"table {table_path(table)} ({len(ref)} patterns); ladders: "
                      f"default {[r.name for r in ladders['default'].rungs]}, mad [{weights}, ...]; target: the 3 "
                      f"best of {reference}")
@@ -161,9 +170,11 @@ def hybridbench16(table: str | None = None, fraction: float = 0.01) -> Benchmark
     means = dict(zip(patterns, predicted.tolist()))
     best = float(predicted.min())
     n_target = math.ceil(fraction * len(patterns))
-    targets = frozenset(patterns[i] for i in np.argsort(predicted, kind="stable")[:n_target])
+    order = np.argsort(predicted, kind="stable")
+    targets = frozenset(patterns[i] for i in order[:n_target])
+    good = frozenset(patterns[i] for i in order[:math.ceil(GOOD_FRACTION * len(patterns))])
     costs = [fitted.cost(p) for p in patterns]
-    return Benchmark("hybridbench16", space, ladders, targets, lambda p: means[p] - best, float(np.median(costs)),
+    return Benchmark("hybridbench16", space, ladders, targets, good, lambda p: means[p] - best, float(np.median(costs)),
                      f"surrogates of {[r['config']['rung'] for r in rungs]} ({fitted.model.__class__.__name__}); "
                      f"{len(patterns)} patterns; target: the top rung's best {n_target} ({fraction:.0%})")
 
@@ -223,13 +234,25 @@ def run_quiet_search(settings: SearchSettings, space: SearchSpace, ladder: Ladde
     return read_trials(run_dir), time.perf_counter() - start
 
 
+def charged(records: list[TrialRecord]) -> list[tuple[float, TrialRecord]]:
+    """(cost spent once the trial finished, trial) in finishing order."""
+    spent, out = 0.0, []
+    for r in sorted(records, key=lambda r: (r.elapsed_s, r.seq or 0)):
+        spent += r.wall_time_s
+        out.append((spent, r))
+    return out
+
+
+def at_top(r: TrialRecord, top_budget: float) -> bool:
+    return r.status == "ok" and math.isclose(r.budget, top_budget)
+
+
 def incumbent_curve(records: list[TrialRecord], top_budget: float, regret: Callable[[str], float]) -> list[list[float]]:
     """[cumulative cost, regret of the incumbent] after each trial, in finishing order (regret inf before the
     first top-budget result; the incumbent is the best loss observed at the top budget)."""
-    best_loss, current, spent, curve = math.inf, math.inf, 0.0, []
-    for r in sorted(records, key=lambda r: (r.elapsed_s, r.seq or 0)):
-        spent += r.wall_time_s
-        if r.status == "ok" and math.isclose(r.budget, top_budget) and r.loss < best_loss:
+    best_loss, current, curve = math.inf, math.inf, []
+    for spent, r in charged(records):
+        if at_top(r, top_budget) and r.loss < best_loss:
             best_loss, current = r.loss, regret(r.pattern)
         curve.append([spent, current])
     return curve
@@ -237,12 +260,13 @@ def incumbent_curve(records: list[TrialRecord], top_budget: float, regret: Calla
 
 def cost_to_targets(records: list[TrialRecord], top_budget: float, targets: frozenset[str]) -> float:
     """Cost spent when a target pattern is first evaluated at the top budget (inf if never)."""
-    spent = 0.0
-    for r in sorted(records, key=lambda r: (r.elapsed_s, r.seq or 0)):
-        spent += r.wall_time_s
-        if r.status == "ok" and math.isclose(r.budget, top_budget) and r.pattern in targets:
-            return spent
-    return math.inf
+    return next((spent for spent, r in charged(records) if at_top(r, top_budget) and r.pattern in targets), math.inf)
+
+
+def top_share(records: list[TrialRecord], top_budget: float, good: frozenset[str], cap: float) -> float:
+    """Share of the top-budget evaluations finished within ``cap`` whose pattern is in ``good`` (NaN: none)."""
+    hits = [r.pattern in good for spent, r in charged(records) if spent <= cap and at_top(r, top_budget)]
+    return sum(hits) / len(hits) if hits else math.nan
 
 
 @dataclass(frozen=True)
@@ -284,6 +308,7 @@ def run_task(task: Task) -> dict:
             "seed": task.seed, "bohb": dict(task.bohb), "cost_cap_s": cap, "n_trials": len(records),
             "model_picks": len(model_configs), "wall_s": round(wall, 2),
             "cost_to_target": cost_to_targets(records, ladder.max_budget, bench.targets),
+            "top10_share": round(top_share(records, ladder.max_budget, bench.good, cap), 4),
             "curve": [[round(c, 1), round(r, 5)] for c, r in curve if c <= cap * 1.05]}
 
 
@@ -323,6 +348,9 @@ def report(results: list[dict], png: Path | None) -> None:
         print(f"final_regret[{label}]: {statistics.median(regret_at(r['curve'], r['cost_cap_s']) for r in runs):.4f}")
         print(f"model_picks[{label}]: {statistics.median(r['model_picks'] for r in runs):.0f} "
               f"(of {statistics.median(r['n_trials'] for r in runs):.0f} trials)")
+        if all("top10_share" in r for r in runs):  # searches recorded before it was measured have none
+            lo, mid, hi = quartiles([r["top10_share"] for r in runs])
+            print(f"top10_share[{label}]: {mid:.2f} [IQR {lo:.2f}-{hi:.2f}]")
     for (bench, ladder, method, bohb), runs in sorted(groups.items()):
         if bench in random_median and (method, ladder, bohb) != ("random", "default", "{}"):
             label = f"{bench}/{ladder}/{method}" + ("" if bohb == "{}" else f"/{bohb}")

@@ -42,6 +42,10 @@ def test_cost_and_regret_follow_finishing_order(bench):
     regret = {"AAM": 0.25, "AMM": 0.0}.__getitem__
     assert bench.incumbent_curve(records, 3, regret) == [[5, math.inf], [12, math.inf], [32, 0.25], [62, 0.0]]
     assert bench.regret_at([[5, math.inf], [32, 0.25], [62, 0.0]], 40) == 0.25
+    # the share of good patterns among the top-budget results finished within the cap (the failed one is none)
+    assert bench.top_share(records, 3, frozenset({"AMM"}), cap=50) == 0.0
+    assert bench.top_share(records, 3, frozenset({"AMM"}), cap=62) == 0.5
+    assert math.isnan(bench.top_share(records, 3, frozenset({"AMM"}), cap=20))
 
 
 def test_iteration_cost_sizes_brackets_like_hpbandster(bench):
@@ -75,3 +79,4 @@ def test_a_quick_run_prints_its_figures_and_resumes(bench, tmp_path, capsys):
     bench.main([*args, "--resume"])
     assert "resuming: 2 of 2 searches done" in capsys.readouterr().out
     assert len((tmp_path / "searches.jsonl").read_text().splitlines()) == 2
+
