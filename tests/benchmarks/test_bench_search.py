@@ -80,3 +80,35 @@ def test_a_quick_run_prints_its_figures_and_resumes(bench, tmp_path, capsys):
     assert "resuming: 2 of 2 searches done" in capsys.readouterr().out
     assert len((tmp_path / "searches.jsonl").read_text().splitlines()) == 2
 
+
+SHIPPED = {name: SCRIPT.parent / name / "search" for name in ("hybridbench6", "hybridbench16")}
+"""Where each benchmark's optimizer comparison is shipped: ``searches.jsonl`` and the ``figures.txt`` it printed."""
+FIGURE = re.compile(r"^(cost_to_target|final_regret|model_picks|top10_share|cost_ratio_vs_random)\[")
+
+
+def shipped_searches(name: str) -> list[dict]:
+    return [json.loads(line) for line in (SHIPPED[name] / "searches.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_comparison_holds_every_planned_search_and_its_figures_recompute(bench, name, capsys):
+    searches = shipped_searches(name)
+    planned = {f"{name}/{ladder}/{method}/{seed}" for ladder, method in bench.PLAN[name] for seed in range(30)}
+    assert sorted(r["key"] for r in searches) == sorted(planned)
+    bench.report(searches, None)
+    printed = capsys.readouterr().out.splitlines()
+    shipped = [line for line in (SHIPPED[name] / "figures.txt").read_text().splitlines() if FIGURE.match(line)]
+    assert printed == shipped
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("key", ["hybridbench16/default/random/0", "hybridbench16/default/bohb/1",
+                                 "hybridbench16/default/smac/2", "hybridbench6/default/bohb/2",
+                                 "hybridbench6/mad/hyperband/3", "hybridbench6/default/smac/4"])
+def test_a_shipped_search_is_reproduced_from_its_seed(bench, key):
+    name, ladder, method, seed = key.split("/")
+    shipped = next(r for r in shipped_searches(name) if r["key"] == key)
+    again = bench.run_task(bench.Task(name, ladder, method, int(seed), bench.COST_CAP[name]))
+    for field in ("n_trials", "model_picks", "cost_to_target", "curve"):
+        assert again[field] == shipped[field], field
