@@ -26,7 +26,8 @@ the top rung as its only budget), ``smac`` (SMAC3's multi-fidelity facade on the
 runs ``--seeds`` searches (seeds 0, 1, ...), each search until it has spent ``--cost-cap`` top-rung evaluations'
 worth of cost. Lines: ``cost_to_target[<benchmark>/<ladder>/<method>]: median s [IQR lo-hi] (reached in k/n)``
 (a search that never evaluates a target at the top budget counts as infinite); ``cost_ratio_vs_random[...]``:
-that median over random search's on the same benchmark (goal for BOHB: <= 0.33);
+that median over random search's on the same benchmark, with a 95 % bootstrap interval over seeds (goal for BOHB:
+<= 0.33);
 ``final_regret[...]``: median regret at the cost cap; ``model_picks[...]``: median configurations proposed by
 the optimizer's model per search; ``top10_share[...]``: median share of a search's top-budget evaluations (within
 the cap) that are among the benchmark's best 10 % of patterns (how much the optimizer concentrates the search;
@@ -331,19 +332,31 @@ def regret_at(curve: list[list[float]], cost: float) -> float:
     return regret
 
 
+def ratio_interval(costs: list[float], random_costs: list[float], n: int = 2000) -> tuple[float, float]:
+    """95 % bootstrap interval of median(costs) / median(random_costs), resampling each method's seeds (seeded)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = np.sort(costs), np.sort(random_costs)  # the same seeds in any order: the same interval
+    with np.errstate(invalid="ignore"):  # inf / inf: both medians never reached
+        ratios = (np.median(rng.choice(a, (n, len(a))), axis=1) / np.median(rng.choice(b, (n, len(b))), axis=1))
+    lo, hi = np.quantile(np.nan_to_num(ratios, nan=np.inf, posinf=np.inf), [0.025, 0.975], method="inverted_cdf")
+    return float(lo), float(hi)
+
+
 def report(results: list[dict], png: Path | None) -> None:
     """The figure lines of every (benchmark, ladder, method, bohb settings) group, and the anytime plot."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["benchmark"], r["ladder"], r["method"], json.dumps(r["bohb"], sort_keys=True)), []).append(r)
-    random_median = {}
+    random_costs = {}
     for (bench, ladder, method, bohb), runs in sorted(groups.items()):
         label = f"{bench}/{ladder}/{method}" + ("" if bohb == "{}" else f"/{bohb}")
         needed = [r["cost_to_target"] for r in runs]
         lo, mid, hi = quartiles(needed)
         reached = sum(math.isfinite(x) for x in needed)
         if method == "random" and ladder == "default" and bohb == "{}":
-            random_median[bench] = mid
+            random_costs[bench] = needed
         print(f"cost_to_target[{label}]: {mid:.0f} s [IQR {lo:.0f}-{hi:.0f}] (reached in {reached}/{len(runs)})")
         print(f"final_regret[{label}]: {statistics.median(regret_at(r['curve'], r['cost_cap_s']) for r in runs):.4f}")
         print(f"model_picks[{label}]: {statistics.median(r['model_picks'] for r in runs):.0f} "
@@ -352,10 +365,12 @@ def report(results: list[dict], png: Path | None) -> None:
             lo, mid, hi = quartiles([r["top10_share"] for r in runs])
             print(f"top10_share[{label}]: {mid:.2f} [IQR {lo:.2f}-{hi:.2f}]")
     for (bench, ladder, method, bohb), runs in sorted(groups.items()):
-        if bench in random_median and (method, ladder, bohb) != ("random", "default", "{}"):
+        if bench in random_costs and (method, ladder, bohb) != ("random", "default", "{}"):
             label = f"{bench}/{ladder}/{method}" + ("" if bohb == "{}" else f"/{bohb}")
-            ratio = quartiles([r["cost_to_target"] for r in runs])[1] / random_median[bench]
-            print(f"cost_ratio_vs_random[{label}]: {ratio:.2f}")
+            needed = [r["cost_to_target"] for r in runs]
+            ratio = quartiles(needed)[1] / quartiles(random_costs[bench])[1]
+            lo, hi = ratio_interval(needed, random_costs[bench])
+            print(f"cost_ratio_vs_random[{label}]: {ratio:.2f} [95 % bootstrap {lo:.2f}-{hi:.2f}]")
     if png is not None:
         plot(groups, png)
         print(f"anytime_regret_png: {png}")

@@ -48,6 +48,15 @@ def test_cost_and_regret_follow_finishing_order(bench):
     assert math.isnan(bench.top_share(records, 3, frozenset({"AMM"}), cap=20))
 
 
+def test_the_ratio_to_random_search_comes_with_a_bootstrap_interval_over_seeds(bench):
+    assert bench.ratio_interval([50.0] * 8, [100.0] * 8) == (0.5, 0.5)  # no spread, no doubt
+    random = [100.0, 400.0, 900.0, 1600.0, math.inf]
+    lo, hi = bench.ratio_interval([10.0, 40.0, 90.0, 160.0, 250.0], random)
+    assert lo < 0.1 < hi < math.inf  # the median ratio, 90 / 900, inside a wide interval from five seeds
+    assert bench.ratio_interval([250.0, 90.0, 10.0, 160.0, 40.0], random[::-1]) == (lo, hi)  # seeds in any order
+    assert bench.ratio_interval([math.inf] * 3, random)[1] == math.inf  # never reached: unbounded above
+
+
 def test_iteration_cost_sizes_brackets_like_hpbandster(bench):
     from composer_automl.engine.ladder import load_ladder
 
