@@ -75,7 +75,9 @@ def test_a_quick_run_prints_its_figures_and_resumes(bench, tmp_path, capsys):
         assert re.search(rf"^cost_to_target\[hybridbench6/default/{method}\]: \d+ s \[IQR \d+-\d+\] "
                          r"\(reached in [01]/1\)$", out, re.M), out
         assert re.search(rf"^model_picks\[hybridbench6/default/{method}\]: \d+ \(of \d+ trials\)$", out, re.M)
-    assert re.search(r"^cost_ratio_vs_random\[hybridbench6/default/bohb\]: \d+\.\d\d$", out, re.M)
+    assert re.search(r"^cost_ratio_vs_random\[hybridbench6/default/bohb\]: (\d+\.\d\d|inf|nan) "
+                     r"\[95 % bootstrap (\d+\.\d\d|inf|nan)-(\d+\.\d\d|inf|nan)\]$", out, re.M), out
+    assert re.search(r"^top10_share\[hybridbench6/default/bohb\]: \d\.\d\d \[IQR \d\.\d\d-\d\.\d\d\]$", out, re.M)
     assert (tmp_path / "anytime_regret.png").stat().st_size > 0
     lines = [json.loads(line) for line in (tmp_path / "searches.jsonl").read_text().splitlines()]
     assert sorted(r["key"] for r in lines) == ["hybridbench6/default/bohb/0", "hybridbench6/default/random/0"]
