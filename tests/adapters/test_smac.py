@@ -118,7 +118,7 @@ import sys, tempfile, zlib
 from composer_automl.adapters.smac import SmacMultiFidelity
 from composer_automl.spaces import load_space
 space = load_space("one-shot-16")
-optimizer = SmacMultiFidelity(space.configspace, [1.0, 3.0], 3, 80, 0, tempfile.mkdtemp(), space.accepts,
+optimizer = SmacMultiFidelity(space.configspace, [1.0, 3.0], 3, 40, 0, tempfile.mkdtemp(), space.accepts,
                               lambda config_id, budget, draw: draw(budget))
 while (run := optimizer.ask()) is not None:
     config_id, config, budget = run
@@ -132,11 +132,11 @@ while (run := optimizer.ask()) is not None:
 def test_smac_proposes_the_same_configurations_whatever_the_processs_string_hashing():
     """SMAC's local search started from ``list(set(configurations))``, ordered by Python's per-process string
     hashing: a resumed search (a new process) could not replay its SMAC. Two processes with other hash seeds now
-    ask for the same 80 runs."""
+    ask for the same 40 runs."""
     import os
     import subprocess
     import sys
 
     runs = [subprocess.run([sys.executable, "-c", PROPOSALS], env={**os.environ, "PYTHONHASHSEED": seed},
                            capture_output=True, text=True, check=True).stdout for seed in ("1", "2")]
-    assert len(runs[0].splitlines()) == 80 and runs[0] == runs[1]
+    assert len(runs[0].splitlines()) == 40 and runs[0] == runs[1]
